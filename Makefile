@@ -1,0 +1,68 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONFIG ?= serve_app/configs/tiny.yaml
+REDIS_PORT ?= 6399
+export REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
+REDIS_DIR := var/redis
+
+.PHONY: install models system-deps redis-start redis-stop demo serve test lint format bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+# Tiny offline weights, built once (only if missing).
+models: models/tiny/generator/.complete models/tiny/classifier/.complete
+
+models/tiny/%/.complete: | install
+	$(PY) scripts/build_tiny_models.py models/tiny
+
+# Servers come from Debian's packages when missing.
+system-deps:
+	@command -v redis-server >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "redis-server is missing and apt-get is not here" >&2; exit 1; }; \
+	  apt-get update -q && apt-get install -y -q redis-server; }
+
+redis-start: system-deps
+	@mkdir -p $(REDIS_DIR)
+	@if redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1; then echo "redis already up on $(REDIS_PORT)"; else \
+	  redis-server --port $(REDIS_PORT) --bind 127.0.0.1 --dir $(abspath $(REDIS_DIR)) \
+	    --appendonly yes --save "" --daemonize yes --pidfile $(abspath $(REDIS_DIR))/redis.pid \
+	    --logfile $(abspath $(REDIS_DIR))/redis.log && \
+	  for i in $$(seq 50); do redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+	  echo "redis started on 127.0.0.1:$(REDIS_PORT) (data in $(REDIS_DIR))"; fi
+
+redis-stop:
+	@redis-cli -p $(REDIS_PORT) shutdown nosave >/dev/null 2>&1 || true
+
+demo: install models redis-start
+	@status=0; $(PY) scripts/demo.py --config $(CONFIG) || status=$$?; \
+	  $(MAKE) --no-print-directory redis-stop; exit $$status
+
+serve: install models redis-start
+	@trap '$(MAKE) --no-print-directory redis-stop' EXIT; $(PY) scripts/serve.py --config $(CONFIG)
+
+test: install models system-deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install models redis-start
+	@status=0; $(PY) bench/serving_overhead.py --config $(CONFIG) || status=$$?; \
+	  $(MAKE) --no-print-directory redis-stop; exit $$status
+
+clean:
+	rm -rf var out

@@ -1,0 +1,137 @@
+"""Runs one queued job on a generator engine: read the job row and its picture, generate with
+progress, encode MP4 and thumbnail, store them, and finish the row. Runs without Ray."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from deployments.generator.engine import GenerationRequest, GeneratorEngine
+from deployments.generator.video import encode_mp4, encode_thumbnail
+from serve_app.artifacts import ArtifactStore
+from serve_app.images import load_rgb
+from serve_app.jobs import JobStore
+
+logger = logging.getLogger("ray.serve")
+
+
+class JobAborted(Exception):
+    """Raised from the step hook to stop the GPU work of a job."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ProgressReporter:
+    """Writes progress to the job row at a bounded rate and stops the run when the job is gone
+    (deleted) or past its deadline."""
+
+    jobs: JobStore
+    job_id: str
+    deadline: float
+    min_interval_s: float = 0.5
+    _last_write: float = 0.0
+    _last_progress: int = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now > self.deadline:
+            raise JobAborted("deadline_exceeded", "The job ran past its deadline.")
+        # Denoising is ~95% of the work; encoding takes the rest.
+        progress = int(95 * done / total)
+        due = progress != self._last_progress and now - self._last_write >= self.min_interval_s
+        if not (due or done == total):
+            return
+        if not self.jobs.set_progress(self.job_id, progress):
+            raise JobAborted("cancelled", "The job was deleted while it ran.")
+        self._last_write, self._last_progress = now, progress
+
+
+class JobRunner:
+    def __init__(
+        self,
+        engine: GeneratorEngine,
+        jobs: JobStore,
+        artifacts: ArtifactStore,
+        deadline_s: float,
+    ):
+        self.engine = engine
+        self.jobs = jobs
+        self.artifacts = artifacts
+        self.deadline_s = deadline_s
+
+    def run(self, job_id: str) -> str:
+        """Returns the job's final status (or 'skipped' when there was nothing to do)."""
+        job = self.jobs.start(job_id)
+        if job is None:
+            logger.info("job not startable (deleted or already final)", extra={"job_id": job_id})
+            return "skipped"
+        log_extra = {"job_id": job_id, "session_id": job.session_id}
+        logger.info("job started", extra={**log_extra, "attempt": job.attempts})
+        started = time.time()
+        deadline = time.monotonic() + max(0.0, job.created_at + self.deadline_s - started)
+        timings = {"queue_wait": started - job.created_at}
+        params = job.params
+        try:
+            image = load_rgb(self.artifacts.image_path(job.image_name).read_bytes())
+            request = GenerationRequest(
+                image=image,
+                prompt=job.prompt,
+                negative_prompt=job.negative_prompt,
+                width=params["width"],
+                height=params["height"],
+                num_frames=params["num_frames"],
+                num_inference_steps=params["num_inference_steps"],
+                guidance_scale=params["guidance_scale"],
+                fps=params["fps"],
+                seed=params["seed"],
+            )
+            t0 = time.perf_counter()
+            frames = self.engine.generate(
+                request, on_step=ProgressReporter(self.jobs, job_id, deadline)
+            )
+            timings["generate"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            mp4 = encode_mp4(frames, params["fps"])
+            thumbnail = encode_thumbnail(frames[0])
+            self.artifacts.put_video(job_id, mp4, thumbnail)
+            timings["encode"] = time.perf_counter() - t0
+        except JobAborted as exc:
+            return self._fail(job_id, exc.code, exc.message, timings, started, log_extra)
+        except Exception as exc:
+            logger.exception("generation failed", extra=log_extra)
+            return self._fail(
+                job_id,
+                "generation_failed",
+                f"{type(exc).__name__}: {exc}",
+                timings,
+                started,
+                log_extra,
+            )
+
+        timings["total"] = time.time() - job.created_at
+        trace = [
+            {
+                "stage": "generate",
+                "decision": "completed",
+                "detail": {"device": str(self.engine.device), "attempt": job.attempts},
+            }
+        ]
+        if not self.jobs.complete(job_id, timings, trace):
+            # Deleted while encoding: leave nothing behind.
+            self.artifacts.delete_outputs(job_id)
+            return "skipped"
+        logger.info("job completed", extra={**log_extra, "timings": timings})
+        return "completed"
+
+    def _fail(self, job_id, code, message, timings, started, log_extra) -> str:
+        timings["total"] = time.time() - started + timings.get("queue_wait", 0.0)
+        self.artifacts.delete_outputs(job_id)
+        trace = [{"stage": "generate", "decision": "failed", "detail": {"code": code}}]
+        self.jobs.fail(job_id, code, message, timings, trace)
+        logger.warning("job failed", extra={**log_extra, "code": code, "error": message})
+        return "failed"

@@ -1,0 +1,97 @@
+"""Configuration of the router: the category parameter table, the generation limits and the
+planner's own settings."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CATEGORIES = ("person", "animal", "landscape", "still_life")
+
+
+class CategoryProfile(BaseModel):
+    """Generation settings that suit one kind of picture (ARCHITECTURE.md's starting table)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: int = Field(gt=0, description="length of the shorter side of the video, pixels")
+    num_frames: int = Field(gt=0)
+    num_inference_steps: int = Field(gt=0)
+    guidance_scale: float = Field(gt=0)
+
+
+def default_category_table() -> dict[str, CategoryProfile]:
+    return {
+        "person": CategoryProfile(
+            resolution=512, num_frames=16, num_inference_steps=60, guidance_scale=10.0
+        ),
+        "animal": CategoryProfile(
+            resolution=512, num_frames=16, num_inference_steps=55, guidance_scale=9.5
+        ),
+        "landscape": CategoryProfile(
+            resolution=512, num_frames=24, num_inference_steps=50, guidance_scale=9.0
+        ),
+        "still_life": CategoryProfile(
+            resolution=512, num_frames=8, num_inference_steps=40, guidance_scale=8.0
+        ),
+    }
+
+
+class GenerationLimits(BaseModel):
+    """What this deployment can generate. Explicit user values outside these ranges are
+    rejected with a 400; values derived from the table, the plan, `seconds` or `size` are
+    clamped into them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_side: int = Field(default=64, gt=0)
+    max_side: int = Field(default=1280, gt=0)
+    size_multiple: int = Field(
+        default=64, gt=0, description="width and height are rounded to a multiple of this"
+    )
+    min_frames: int = Field(default=2, gt=0)
+    max_frames: int = Field(default=32, gt=0)
+    min_steps: int = Field(default=1, gt=0)
+    max_steps: int = Field(default=100, gt=0)
+    min_guidance: float = Field(default=1.0, ge=0)
+    max_guidance: float = Field(default=20.0, gt=0)
+    min_fps: int = Field(default=1, gt=0)
+    max_fps: int = Field(default=30, gt=0)
+    max_seed: int = Field(default=2**32 - 1, gt=0)
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> GenerationLimits:
+        for low, high in (
+            ("min_side", "max_side"),
+            ("min_frames", "max_frames"),
+            ("min_steps", "max_steps"),
+            ("min_guidance", "max_guidance"),
+            ("min_fps", "max_fps"),
+        ):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} must not exceed {high}")
+        if self.min_side < self.size_multiple:
+            raise ValueError("min_side must be at least size_multiple")
+        return self
+
+
+class RouterConfig(BaseModel):
+    """Everything the router needs to turn an instruction into a plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    categories: dict[str, CategoryProfile] = Field(default_factory=default_category_table)
+    limits: GenerationLimits = Field(default_factory=GenerationLimits)
+    default_fps: int = Field(default=8, gt=0)
+    negative_prompt: str = (
+        "distorted, blurry, low quality, flickering, watermark, text, static, jpeg artifacts"
+    )
+
+    @model_validator(mode="after")
+    def _table_covers_every_category(self) -> RouterConfig:
+        missing = [c for c in CATEGORIES if c not in self.categories]
+        if missing:
+            raise ValueError(f"the category table lacks {missing}")
+        unknown = [c for c in self.categories if c not in CATEGORIES]
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; known: {list(CATEGORIES)}")
+        return self

@@ -1,0 +1,77 @@
+"""The typed messages of the router: what it is asked (PlanRequest) and what it decides (Plan)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class UserParams(BaseModel):
+    """Generation settings the user gave explicitly (already range-checked by the ingress)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_frames: int | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    fps: int | None = None
+    seed: int | None = None
+    seconds: float | None = None
+    size: tuple[int, int] | None = None  # (width, height)
+
+
+class GenerationParams(BaseModel):
+    """The settings one generation runs with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: int
+    height: int
+    num_frames: int
+    num_inference_steps: int
+    guidance_scale: float
+    fps: int
+    seed: int
+
+    @property
+    def seconds(self) -> float:
+        return self.num_frames / self.fps
+
+
+class PlanRequest(BaseModel):
+    """Everything the router looks at for one request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instruction: str
+    category: str
+    image_width: int = Field(gt=0)
+    image_height: int = Field(gt=0)
+    user: UserParams = Field(default_factory=UserParams)
+    history: list[str] = Field(default_factory=list, description="earlier prompts, oldest first")
+
+
+class Decision(BaseModel):
+    """One line of the decision trace."""
+
+    stage: str
+    decision: str
+    detail: dict = Field(default_factory=dict)
+
+
+class Plan(BaseModel):
+    """The router's answer: what to generate and how, with the reasons."""
+
+    action: Literal["generate", "clarify"] = "generate"
+    planner: Literal["rules", "llm"]
+    prompt: str
+    negative_prompt: str
+    motion: str
+    question: str | None = None
+    params: GenerationParams
+    param_sources: dict[str, str] = Field(
+        description="for each parameter: table, user, plan, seconds, size, image, default, "
+        "random, with ',clamped' appended when a limit changed it"
+    )
+    trace: list[Decision] = Field(default_factory=list)

@@ -1,0 +1,37 @@
+"""Keep the service up on 127.0.0.1 until Ctrl-C, printing its URL.
+
+python scripts/serve.py [--config serve_app/configs/tiny.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from serve_app import runtime  # noqa: E402
+from serve_app.config import load_serve_file  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="serve_app/configs/tiny.yaml")
+    args = parser.parse_args()
+    base_url = runtime.start(load_serve_file(args.config))
+    print(
+        f"service ready at {base_url}  (OpenAI base_url: {base_url}/v1; Ctrl-C stops)", flush=True
+    )
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    stopped.wait()
+    print("stopping ...", flush=True)
+    runtime.stop()
+
+
+if __name__ == "__main__":
+    main()

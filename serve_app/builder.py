@@ -1,0 +1,47 @@
+"""Builds the one Serve application from config: classifier, router and generator deployments
+bound into the ingress. `serve run` / `serve deploy` use `serve_app.builder:app_builder`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from deployments.classifier.deployment import Classifier
+from deployments.generator.deployment import generator_consumer
+from deployments.router.deployment import Router
+from serve_app.api import Ingress
+from serve_app.config import AppConfig
+
+# Defaults for a single machine; a Serve config file's `deployments` entries override them.
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    "Ingress": {"max_ongoing_requests": 256, "ray_actor_options": {"num_cpus": 0.1}},
+    "Classifier": {"max_ongoing_requests": 32, "ray_actor_options": {"num_cpus": 0.2}},
+    "Router": {"max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0.1}},
+    "Generator": {"max_ongoing_requests": 1, "ray_actor_options": {"num_cpus": 1}},
+}
+
+
+def _options(config: AppConfig, name: str) -> dict[str, Any]:
+    options = {**DEFAULT_OPTIONS[name], **config.deployments.get(name, {})}
+    return {"name": name, **options}
+
+
+def build_app(config: AppConfig) -> Application:
+    classifier = serve.deployment(Classifier, **_options(config, "Classifier")).bind(
+        config.classifier
+    )
+    router = serve.deployment(Router, **_options(config, "Router")).bind(config.router)
+    generator = serve.deployment(generator_consumer(config), **_options(config, "Generator")).bind(
+        config
+    )
+    return serve.deployment(Ingress, **_options(config, "Ingress")).bind(
+        config, classifier, router, generator
+    )
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Entry point for `serve run` / `serve deploy` with a Serve config file; `args` are the
+    application's `args` (Serve applies the file's `deployments` overrides itself)."""
+    return build_app(AppConfig.model_validate(args).resolved())

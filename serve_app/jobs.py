@@ -1,0 +1,235 @@
+"""The job store: one row per video job in a SQL database reached through SQLAlchemy by URL
+(SQLite file by default, PostgreSQL for a cluster). Status only moves forward: every transition
+is a guarded UPDATE, so a redelivered task or a late writer cannot undo a final state."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from serve_app.protocol import TERMINAL_STATUSES, VideoStatus
+
+# From which statuses each transition may start.
+_STARTABLE = ("queued", "in_progress")  # in_progress: a task delivered again after a crash
+_ACTIVE = ("queued", "in_progress")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    updated_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    completed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    model: Mapped[str] = mapped_column(String(128))
+    instruction: Mapped[str] = mapped_column(Text)
+    prompt: Mapped[str] = mapped_column(Text)
+    negative_prompt: Mapped[str] = mapped_column(Text)
+    session_id: Mapped[str | None] = mapped_column(String(128), index=True, nullable=True)
+    remixed_from: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    image_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    image_name: Mapped[str] = mapped_column(String(128))
+    category: Mapped[str] = mapped_column(String(32))
+    category_scores: Mapped[dict] = mapped_column(JSON)
+    params: Mapped[dict] = mapped_column(JSON)
+    plan: Mapped[dict] = mapped_column(JSON)
+    timings: Mapped[dict] = mapped_column(JSON, default=dict)
+    trace: Mapped[list] = mapped_column(JSON, default=list)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def new_job_id() -> str:
+    return f"video_{uuid.uuid4().hex}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class JobStore:
+    """All reads and writes of job rows. Safe to share between threads."""
+
+    def __init__(self, url: str, create_schema: bool = True):
+        self.engine = make_engine(url)
+        if create_schema:
+            Base.metadata.create_all(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        with self._session() as session:
+            return session.scalar(select(Job).where(Job.id == job_id))
+
+    def list(
+        self, after: str | None, limit: int, order: Literal["asc", "desc"]
+    ) -> tuple[list[Job], bool] | None:
+        """A page of jobs and whether more follow; None when `after` names no job."""
+        with self._session() as session:
+            query = select(Job)
+            if after is not None:
+                anchor = session.scalar(select(Job.seq).where(Job.id == after))
+                if anchor is None:
+                    return None
+                query = query.where(Job.seq > anchor if order == "asc" else Job.seq < anchor)
+            query = query.order_by(Job.seq.asc() if order == "asc" else Job.seq.desc())
+            rows = list(session.scalars(query.limit(limit + 1)))
+            return rows[:limit], len(rows) > limit
+
+    def count(self, statuses: Iterable[str] | None = None) -> int:
+        with self._session() as session:
+            query = select(func.count()).select_from(Job)
+            if statuses is not None:
+                query = query.where(Job.status.in_(list(statuses)))
+            return session.scalar(query) or 0
+
+    def image_in_use(self, sha256: str) -> bool:
+        with self._session() as session:
+            return (
+                session.scalar(select(Job.id).where(Job.image_sha256 == sha256).limit(1))
+                is not None
+            )
+
+    def is_active(self, job_id: str) -> bool:
+        with self._session() as session:
+            status = session.scalar(select(Job.status).where(Job.id == job_id))
+            return status in _ACTIVE
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def create(self, job: Job) -> Job:
+        now = time.time()
+        job.created_at = job.created_at or now
+        job.updated_at = now
+        job.status = "queued"
+        job.progress = 0
+        job.attempts = 0
+        job.timings = job.timings or {}
+        job.trace = job.trace or []
+        with self._session.begin() as session:
+            session.add(job)
+        return job
+
+    def delete(self, job_id: str) -> Job | None:
+        with self._session.begin() as session:
+            job = session.scalar(select(Job).where(Job.id == job_id))
+            if job is None:
+                return None
+            session.execute(delete(Job).where(Job.id == job_id))
+            return job
+
+    def _transition(self, job_id: str, allowed_from: Iterable[VideoStatus], **values: Any) -> bool:
+        values["updated_at"] = time.time()
+        with self._session.begin() as session:
+            result = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status.in_(list(allowed_from)))
+                .values(**values)
+            )
+            return result.rowcount == 1
+
+    def start(self, job_id: str) -> Job | None:
+        """Mark a job in progress and count the attempt; None if it is gone or already final."""
+        with self._session.begin() as session:
+            job = session.scalar(
+                select(Job).where(Job.id == job_id, Job.status.in_(_STARTABLE)).with_for_update()
+            )
+            if job is None:
+                return None
+            now = time.time()
+            job.status = "in_progress"
+            job.attempts += 1
+            job.started_at = now
+            job.updated_at = now
+            job.progress = 0
+            return job
+
+    def set_progress(self, job_id: str, progress: int) -> bool:
+        return self._transition(job_id, ("in_progress",), progress=max(0, min(99, progress)))
+
+    def complete(self, job_id: str, timings: dict[str, float], trace: list[dict]) -> bool:
+        return self._finish(job_id, "completed", timings, trace)
+
+    def fail(
+        self,
+        job_id: str,
+        code: str,
+        message: str,
+        timings: dict[str, float] | None = None,
+        trace: list[dict] | None = None,
+    ) -> bool:
+        return self._finish(
+            job_id, "failed", timings or {}, trace or [], error_code=code, error_message=message
+        )
+
+    def _finish(
+        self,
+        job_id: str,
+        status: VideoStatus,
+        timings: dict[str, float],
+        trace: list[dict],
+        **values: Any,
+    ) -> bool:
+        with self._session.begin() as session:
+            job = session.scalar(
+                select(Job).where(Job.id == job_id, Job.status.in_(_ACTIVE)).with_for_update()
+            )
+            if job is None:
+                return False
+            now = time.time()
+            job.status = status
+            job.progress = 100 if status == "completed" else job.progress
+            job.completed_at = now
+            job.updated_at = now
+            job.timings = {**(job.timings or {}), **timings}
+            job.trace = [*(job.trace or []), *trace]
+            for key, value in values.items():
+                setattr(job, key, value)
+            return True

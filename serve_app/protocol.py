@@ -1,0 +1,70 @@
+"""Wire models of the Videos API, mirroring OpenAI's Video object field for field; our additions
+(`plan`, `category`, `timings`, `trace`, ...) are extra fields, never changed standard ones."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+VideoStatus = Literal["queued", "in_progress", "completed", "failed"]
+TERMINAL_STATUSES: tuple[VideoStatus, ...] = ("completed", "failed")
+
+
+class VideoError(BaseModel):
+    code: str
+    message: str
+
+
+class Video(BaseModel):
+    """OpenAI's Video object plus extension fields."""
+
+    id: str
+    object: Literal["video"] = "video"
+    model: str
+    status: VideoStatus
+    progress: int = Field(ge=0, le=100)
+    created_at: int
+    completed_at: int | None = None
+    expires_at: int | None = None
+    prompt: str | None = None
+    remixed_from_video_id: str | None = None
+    seconds: str
+    size: str
+    error: VideoError | None = None
+    # Extensions.
+    session_id: str | None = None
+    category: str | None = None
+    category_scores: dict[str, float] | None = None
+    plan: dict[str, Any] | None = None
+    timings: dict[str, float] | None = None
+    trace: list[dict[str, Any]] | None = None
+
+
+class VideoList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Video]
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool
+
+
+class VideoDeleted(BaseModel):
+    id: str
+    object: Literal["video.deleted"] = "video.deleted"
+    deleted: bool = True
+
+
+class RemixRequest(BaseModel):
+    prompt: str
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

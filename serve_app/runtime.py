@@ -1,0 +1,49 @@
+"""Starting and stopping the application on a local Ray instance, for `make demo`, `make serve`,
+benchmarks and tests. A cluster uses `serve deploy` with the same config file instead."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import ray
+from ray import serve
+
+from serve_app.builder import build_app
+from serve_app.config import ServeFile
+
+
+def start(serve_file: ServeFile, num_cpus: int | None = None, ready_timeout_s: float = 300) -> str:
+    """Starts Ray (if needed) and the application; returns the base URL once /readyz says so."""
+    if not ray.is_initialized():
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": serve_file.host, "port": serve_file.port})
+    serve.run(
+        build_app(serve_file.app),
+        name=serve_file.name,
+        route_prefix=serve_file.route_prefix,
+        blocking=False,
+    )
+    base_url = f"http://{serve_file.host}:{serve_file.port}"
+    wait_ready(base_url, ready_timeout_s)
+    return base_url
+
+
+def wait_ready(base_url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{base_url}/readyz", timeout=10)
+            if response.status_code == 200:
+                return
+            last = response.text
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.5)
+    raise TimeoutError(f"the service at {base_url} was not ready in {timeout_s} s: {last}")
+
+
+def stop() -> None:
+    serve.shutdown()
+    ray.shutdown()

@@ -1,0 +1,148 @@
+"""Fixtures that build real things: the tiny weights, a Redis server, the Ray Serve application."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_CONFIG = ROOT / "serve_app" / "configs" / "tiny.yaml"
+EXAMPLES = ROOT / "examples"
+
+# The openai SDK marks its videos methods deprecated (OpenAI's hosted video API was retired);
+# the same /v1/videos shape is our contract.
+warnings.filterwarnings("ignore", message=".*Sora API.*")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> Path:
+    """The tiny weights, built by the repo's script if they are missing."""
+    target = ROOT / "models" / "tiny"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_tiny_models.py"), str(target)], check=True
+    )
+    return target
+
+
+class RedisServer:
+    """A throwaway redis-server on 127.0.0.1 with its append-only file on."""
+
+    def __init__(self, data_dir: Path):
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed (make test installs it)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+class Service:
+    """The running application and handles on its stores, for assertions."""
+
+    def __init__(self, base_url: str, serve_file, jobs, artifacts):
+        self.base_url = base_url
+        self.serve_file = serve_file
+        self.config = serve_file.app
+        self.jobs = jobs
+        self.artifacts = artifacts
+
+    def client(self, **kwargs):
+        from openai import OpenAI
+
+        return OpenAI(base_url=f"{self.base_url}/v1", api_key="test", max_retries=0, **kwargs)
+
+    def snapshot(self) -> tuple[int, list[str]]:
+        """Row count and stored files: what bad input must leave unchanged."""
+        files = [str(p.relative_to(self.artifacts.root)) for p in self.artifacts.files()]
+        return self.jobs.count(), files
+
+
+@pytest.fixture(scope="session")
+def service(tiny_models, redis_server, tmp_path_factory):
+    """The whole application on Ray Serve, started once per test session."""
+    import ray
+
+    from serve_app import runtime
+    from serve_app.artifacts import ArtifactStore
+    from serve_app.config import StoreConfig, UploadLimits, load_serve_file
+    from serve_app.jobs import JobStore
+
+    state = tmp_path_factory.mktemp("service")
+    serve_file = load_serve_file(TINY_CONFIG)
+    app = serve_file.app.model_copy(
+        update={
+            "stores": StoreConfig(
+                database_url=f"sqlite:///{state / 'i2v.db'}", artifact_dir=str(state / "artifacts")
+            ),
+            "queue": serve_file.app.queue.model_copy(update={"redis_url": redis_server.url}),
+            "uploads": UploadLimits(max_image_bytes=2 * 1024 * 1024, max_image_pixels=4_000_000),
+            "poll_after_ms": 100,
+        }
+    )
+    serve_file = serve_file.model_copy(update={"app": app, "port": free_port()})
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    base_url = runtime.start(serve_file)
+    jobs = JobStore(app.stores.database_url)
+    yield Service(base_url, serve_file, jobs, ArtifactStore(app.stores.artifact_dir))
+    jobs.close()
+    runtime.stop()

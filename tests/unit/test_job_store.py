@@ -1,0 +1,108 @@
+"""The job store on a real SQLite file: forward-only transitions, paging, deletes."""
+
+from __future__ import annotations
+
+import pytest
+
+from serve_app.jobs import Job, JobStore, new_job_id
+
+
+def make_job(**overrides) -> Job:
+    values = dict(
+        id=new_job_id(),
+        model="i2vgen-xl",
+        instruction="spin",
+        prompt="An object rotating",
+        negative_prompt="blurry",
+        session_id=None,
+        remixed_from=None,
+        image_sha256="ab" * 32,
+        image_name="ab" * 32 + ".png",
+        category="still_life",
+        category_scores={"still_life": 1.0},
+        params={
+            "width": 64,
+            "height": 64,
+            "num_frames": 8,
+            "num_inference_steps": 2,
+            "guidance_scale": 8.0,
+            "fps": 8,
+            "seed": 1,
+        },
+        plan={"planner": "rules"},
+        timings={"plan": 0.01},
+        trace=[],
+    )
+    values.update(overrides)
+    return Job(**values)
+
+
+@pytest.fixture
+def store(tmp_path):
+    jobs = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    yield jobs
+    jobs.close()
+
+
+def test_lifecycle_queued_running_completed(store):
+    job = store.create(make_job())
+    assert store.get(job.id).status == "queued"
+    started = store.start(job.id)
+    assert started.status == "in_progress" and started.attempts == 1
+    assert store.set_progress(job.id, 40)
+    assert store.get(job.id).progress == 40
+    assert store.complete(job.id, {"generate": 1.5}, [{"stage": "generate"}])
+    done = store.get(job.id)
+    assert (done.status, done.progress) == ("completed", 100)
+    assert done.timings == {"plan": 0.01, "generate": 1.5}
+    assert done.trace == [{"stage": "generate"}]
+
+
+def test_final_states_never_move(store):
+    job = store.create(make_job())
+    store.start(job.id)
+    assert store.fail(job.id, "generation_failed", "boom")
+    assert not store.complete(job.id, {}, [])
+    assert not store.set_progress(job.id, 50)
+    assert store.start(job.id) is None
+    failed = store.get(job.id)
+    assert (failed.status, failed.error_code, failed.error_message) == (
+        "failed",
+        "generation_failed",
+        "boom",
+    )
+
+
+def test_redelivered_task_restarts_and_counts_attempts(store):
+    job = store.create(make_job())
+    store.start(job.id)
+    again = store.start(job.id)
+    assert again.attempts == 2 and again.status == "in_progress"
+
+
+def test_progress_stays_below_100_until_completed(store):
+    job = store.create(make_job())
+    store.start(job.id)
+    store.set_progress(job.id, 100)
+    assert store.get(job.id).progress == 99
+
+
+def test_paging_after_limit_order(store):
+    ids = [store.create(make_job()).id for _ in range(5)]
+    rows, more = store.list(None, 2, "asc")
+    assert [r.id for r in rows] == ids[:2] and more
+    rows, more = store.list(ids[1], 10, "asc")
+    assert [r.id for r in rows] == ids[2:] and not more
+    rows, _ = store.list(ids[3], 10, "desc")
+    assert [r.id for r in rows] == ids[:3][::-1]
+    assert store.list("video_missing", 10, "asc") is None
+
+
+def test_delete_and_image_use(store):
+    job = store.create(make_job())
+    assert store.image_in_use(job.image_sha256)
+    assert store.delete(job.id).id == job.id
+    assert store.get(job.id) is None
+    assert not store.image_in_use(job.image_sha256)
+    assert store.delete(job.id) is None
+    assert not store.is_active(job.id)
