@@ -7,6 +7,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+import torch
+
 from deployments.generator.engine import GenerationRequest, GeneratorEngine
 from deployments.generator.video import encode_mp4, encode_thumbnail
 from serve_app.artifacts import ArtifactStore
@@ -45,6 +47,9 @@ class ProgressReporter:
         progress = int(95 * done / total)
         due = progress != self._last_progress and now - self._last_write >= self.min_interval_s
         if not (due or done == total):
+            # A cheap read every step, so a deleted job stops within one step.
+            if not self.jobs.is_active(self.job_id):
+                raise JobAborted("cancelled", "The job was deleted while it ran.")
             return
         if not self.jobs.set_progress(self.job_id, progress):
             raise JobAborted("cancelled", "The job was deleted while it ran.")
@@ -118,7 +123,11 @@ class JobRunner:
             {
                 "stage": "generate",
                 "decision": "completed",
-                "detail": {"device": str(self.engine.device), "attempt": job.attempts},
+                "detail": {
+                    "device": str(self.engine.device),
+                    "attempt": job.attempts,
+                    "torch_threads": torch.get_num_threads(),
+                },
             }
         ]
         if not self.jobs.complete(job_id, timings, trace):

@@ -1,0 +1,63 @@
+"""The Serve config files parse with Ray's own schema into our AppConfig, and stay in step."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from serve_app.config import AppConfig, load_serve_file
+from tests.conftest import ROOT, TINY_CONFIG
+
+CLUSTER_CONFIG = ROOT / "cluster" / "serve_config.yaml"
+
+
+def test_tiny_profile_loads_with_deployment_options():
+    serve_file = load_serve_file(TINY_CONFIG)
+    assert (serve_file.host, serve_file.port) == ("127.0.0.1", 8000)
+    app = serve_file.app
+    assert set(app.deployments) == {"Ingress", "Classifier", "Router", "Generator"}
+    assert app.deployments["Generator"]["max_ongoing_requests"] == 1
+    # Local paths are made absolute so replicas in other working directories find them.
+    assert app.generator.model == str(ROOT / "models" / "tiny" / "generator")
+    assert app.classifier.model == "local-dir:" + str(ROOT / "models" / "tiny" / "classifier")
+    assert app.stores.artifact_dir.startswith("/")
+
+
+def test_cluster_profile_loads_with_gpu_fractions_and_queue_autoscaling():
+    app = load_serve_file(CLUSTER_CONFIG).app
+    generator = app.deployments["Generator"]
+    assert generator["ray_actor_options"]["num_gpus"] == 0.5
+    policy = generator["autoscaling_config"]["policy"]
+    assert policy["policy_function"].endswith(":AsyncInferenceAutoscalingPolicy")
+    assert policy["policy_kwargs"]["queue_name"] == app.queue.queue_name
+    assert app.generator.model == "ali-vilab/i2vgen-xl"  # a hub id stays a hub id
+    assert app.router.categories["person"].num_inference_steps == 60
+
+
+def test_rayservice_embeds_the_cluster_serve_config():
+    rayservice = yaml.safe_load((ROOT / "cluster" / "rayservice.yaml").read_text())
+    embedded = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
+    assert embedded == yaml.safe_load(CLUSTER_CONFIG.read_text())
+
+
+def test_environment_overrides_the_stores(monkeypatch, tmp_path):
+    monkeypatch.setenv("REDIS_URL", "redis://10.0.0.5:6379/2")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u:p@db/i2v")
+    monkeypatch.setenv("I2V_ARTIFACT_DIR", str(tmp_path))
+    app = load_serve_file(TINY_CONFIG).app
+    assert app.queue.redis_url == "redis://10.0.0.5:6379/2"
+    assert app.stores.database_url == "postgresql+psycopg://u:p@db/i2v"
+    assert app.stores.artifact_dir == str(tmp_path)
+    assert app.queue.task_processor_config().adapter_config.broker_url == app.queue.redis_url
+
+
+def test_inconsistent_configs_are_rejected():
+    with pytest.raises(ValidationError, match="classifier categories"):
+        AppConfig.model_validate({"classifier": {"categories": {"person": ["a person"]}}})
+    with pytest.raises(ValidationError, match="unknown deployments"):
+        AppConfig.model_validate({"deployments": {"Upscaler": {}}})
+    with pytest.raises(ValidationError):
+        AppConfig.model_validate({"router": {"limits": {"min_frames": 10, "max_frames": 5}}})
+    with pytest.raises(ValidationError):
+        AppConfig.model_validate({"stores": {"databse_url": "typo"}})
