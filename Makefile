@@ -24,11 +24,14 @@ models: models/tiny/generator/.complete models/tiny/classifier/.complete
 models/tiny/%/.complete: | install
 	$(PY) scripts/build_tiny_models.py models/tiny
 
-# Servers come from Debian's packages when missing.
+# Servers come from Debian's packages when missing (prometheus brings promtool).
 system-deps:
 	@command -v redis-server >/dev/null || { \
 	  command -v apt-get >/dev/null || { echo "redis-server is missing and apt-get is not here" >&2; exit 1; }; \
 	  apt-get update -q && apt-get install -y -q redis-server; }
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "prometheus is missing and apt-get is not here" >&2; exit 1; }; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; }
 
 redis-start: system-deps
 	@mkdir -p $(REDIS_DIR)

@@ -2,11 +2,13 @@
 route parses, calls `VideoService`, and maps errors; the logic lives in `serving.py`."""
 
 import asyncio
+from contextlib import contextmanager
 from typing import Literal
 
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from ray import serve
+from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 from ray.serve.task_consumer import instantiate_adapter_from_config
 from starlette.concurrency import run_in_threadpool
@@ -14,11 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from deployments.classifier.engine import Classification
 from deployments.generator.deployment import TASK_NAME
 from deployments.router.plan import Plan, PlanRequest
+from serve_app import logs, metrics
 from serve_app.artifacts import ArtifactStore
 from serve_app.config import AppConfig
 from serve_app.errors import APIError, install_error_handlers, invalid
 from serve_app.jobs import JobStore
-from serve_app.protocol import RemixRequest, Video, VideoDeleted, VideoList
+from serve_app.protocol import ChatReply, RemixRequest, Video, VideoDeleted, VideoList
 from serve_app.serving import CreateRequest, VideoService
 
 app = FastAPI(
@@ -66,12 +69,30 @@ class Ingress:
             plan=self._plan,
             enqueue=self._enqueue,
         )
+        logs.keep_job_ids()
+        metrics.watch_backlog(self.service.jobs.count)
 
     async def _classify(self, image: bytes) -> Classification:
-        return await self._classifier.classify.remote(image)
+        with self._overload_is_429("classifier"):
+            return await self._classifier.classify.remote(image)
 
     async def _plan(self, request: PlanRequest) -> Plan:
-        return await self._router.plan.remote(request)
+        with self._overload_is_429("router"):
+            return await self._router.plan.remote(request)
+
+    @contextmanager
+    def _overload_is_429(self, what: str):
+        """A deployment's `max_queued_requests` reached: the client hears 429, never a 500."""
+        try:
+            yield
+        except BackPressureError as exc:
+            retry_after = str(self.config.admission.retry_after_s)
+            raise APIError(
+                429,
+                f"The {what} is overloaded; nothing was created. Retry later.",
+                code=f"{what}_overloaded",
+                headers={"Retry-After": retry_after},
+            ) from exc
 
     def _enqueue(self, job_id: str) -> None:
         self._queue.enqueue_task_sync(TASK_NAME, args=[job_id])
@@ -86,6 +107,7 @@ class Ingress:
     @app.post("/v1/videos", response_model=Video)
     async def create_video(self, request: Request) -> JSONResponse:
         form = await self._read_form(request)
+        form.idempotency_key = request.headers.get("idempotency-key")
         video = await self.service.create(form)
         return JSONResponse(video.model_dump(), headers=self._poll_headers(video))
 
@@ -117,6 +139,32 @@ class Ingress:
     async def remix_video(self, video_id: str, body: RemixRequest = Body(...)) -> JSONResponse:
         video = await self.service.remix(video_id, body.prompt)
         return JSONResponse(video.model_dump(), headers=self._poll_headers(video))
+
+    # --- conversations ---------------------------------------------------------------------
+
+    @app.post("/v1/sessions/{session_id}/messages", response_model=ChatReply)
+    async def post_message(self, session_id: str, request: Request) -> ChatReply:
+        """Text (and optionally a picture, as multipart `input_reference`): the answer is a
+        clarifying question or the created Video. JSON `{"text": ...}` works too."""
+        if request.headers.get("content-type", "").startswith("application/json"):
+            try:
+                body = await request.json()
+            except ValueError as exc:
+                raise invalid("The body is not valid JSON.", None, "invalid_json") from exc
+            text = body.get("text") if isinstance(body, dict) else None
+            if text is not None and not isinstance(text, str):
+                raise invalid("'text' must be a string.", "text")
+            return await self.service.converse(session_id, text, None)
+        form = await self._read_form(request, text_fields=("text",))
+        return await self.service.converse(session_id, form.prompt, form.image)
+
+    @app.get("/v1/sessions/{session_id}/messages")
+    def list_messages(self, session_id: str) -> dict:
+        return {
+            "object": "list",
+            "session_id": session_id,
+            "data": self.service.messages(session_id),
+        }
 
     # --- health ------------------------------------------------------------------------------
 
@@ -151,7 +199,10 @@ class Ingress:
 
     # --- parsing -----------------------------------------------------------------------------
 
-    async def _read_form(self, request: Request) -> CreateRequest:
+    async def _read_form(
+        self, request: Request, text_fields: tuple[str, ...] = _FORM_FIELDS
+    ) -> CreateRequest:
+        """The multipart form as text fields and picture bytes; `text` is read as the prompt."""
         declared = request.headers.get("content-length")
         limit = self.config.uploads.max_image_bytes + _MULTIPART_SLACK_BYTES
         if declared and declared.isdigit() and int(declared) > limit:
@@ -175,11 +226,11 @@ class Ingress:
             raise invalid(f"The form could not be read: {exc}", None, "invalid_form") from exc
         try:
             values = {}
-            for name in _FORM_FIELDS:
+            for name in text_fields:
                 value = form.get(name)
                 if value is not None and not isinstance(value, str):
                     raise invalid(f"'{name}' must be a text field.", name)
-                values[name] = value
+                values["prompt" if name == "text" else name] = value
             upload = form.get("input_reference")
             image = None
             if upload is not None:

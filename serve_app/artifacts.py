@@ -38,6 +38,21 @@ class ArtifactStore:
         _write_atomic(self.thumbnail_path(job_id), thumbnail)
         _write_atomic(self.video_path(job_id), mp4)
 
+    def copy_outputs(self, source_id: str, job_id: str) -> bool:
+        """Give `job_id` the video and thumbnail of `source_id` (hard links where possible, so
+        deleting one job never removes the other's files); False if the source has none."""
+        pairs = [
+            (self.video_path(source_id), self.video_path(job_id)),
+            (self.thumbnail_path(source_id), self.thumbnail_path(job_id)),
+        ]
+        try:
+            for source, target in pairs:
+                _link_or_copy(source, target)
+        except FileNotFoundError:
+            self.delete_outputs(job_id)
+            return False
+        return True
+
     def delete_outputs(self, job_id: str) -> None:
         for path in (self.video_path(job_id), self.thumbnail_path(job_id)):
             path.unlink(missing_ok=True)
@@ -48,6 +63,17 @@ class ArtifactStore:
     def files(self) -> list[Path]:
         """Every stored file (temp files included), for checks that nothing was left behind."""
         return sorted(p for p in self.root.rglob("*") if p.is_file())
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    if target.exists():
+        return
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        raise
+    except OSError:  # another filesystem, or links not supported
+        _write_atomic(target, source.read_bytes())
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

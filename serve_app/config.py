@@ -53,6 +53,9 @@ class QueueConfig(BaseModel):
                 broker_url=self.redis_url,
                 backend_url=self.redis_url,
                 broker_transport_options={"visibility_timeout": self.visibility_timeout_s},
+                # A replica takes only the tasks it can start now, so the queue length (what
+                # autoscaling reads) stays honest and idle replicas get the waiting work.
+                app_custom_config={"worker_prefetch_multiplier": 1},
             ),
             max_retries=self.max_retries,
             failed_task_queue_name=self.failed_queue_name,
@@ -81,6 +84,17 @@ class TimeoutConfig(BaseModel):
     job_deadline_s: float = Field(default=300.0, gt=0)
 
 
+class AdmissionConfig(BaseModel):
+    """Backpressure: how much accepted-but-unfinished work the service holds before it answers
+    429 at once instead of queueing more."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_backlog: int = Field(default=200, gt=0, description="jobs queued or in progress")
+    retry_after_s: int = Field(default=5, gt=0, description="sent as Retry-After with a 429")
+    max_idempotency_key_chars: int = Field(default=255, gt=0)
+
+
 class AppConfig(BaseModel):
     """Everything `build_app` needs; the `args` of the application in a Serve config file."""
 
@@ -93,6 +107,7 @@ class AppConfig(BaseModel):
     queue: QueueConfig = Field(default_factory=QueueConfig)
     uploads: UploadLimits = Field(default_factory=UploadLimits)
     timeouts: TimeoutConfig = Field(default_factory=TimeoutConfig)
+    admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
     router: RouterConfig = Field(default_factory=RouterConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)

@@ -1,6 +1,7 @@
-"""The job store: one row per video job in a SQL database reached through SQLAlchemy by URL
-(SQLite file by default, PostgreSQL for a cluster). Status only moves forward: every transition
-is a guarded UPDATE, so a redelivered task or a late writer cannot undo a final state."""
+"""The job store: one row per video job and one per conversation turn, in a SQL database
+reached through SQLAlchemy by URL (SQLite file by default, PostgreSQL for a cluster). Status
+only moves forward: every transition is a guarded UPDATE, so a redelivered task or a late
+writer cannot undo a final state."""
 
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ class Job(Base):
     remixed_from: Mapped[str | None] = mapped_column(String(64), nullable=True)
     image_sha256: Mapped[str] = mapped_column(String(64), index=True)
     image_name: Mapped[str] = mapped_column(String(128))
+    cache_key: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
     category: Mapped[str] = mapped_column(String(32))
     category_scores: Mapped[dict] = mapped_column(JSON)
     params: Mapped[dict] = mapped_column(JSON)
@@ -68,6 +71,23 @@ class Job(Base):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class SessionTurn(Base):
+    __tablename__ = "session_turns"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    role: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    action: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    image_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    category: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    plan: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    video_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 def new_job_id() -> str:
@@ -144,12 +164,28 @@ class JobStore:
 
     # --- writes ------------------------------------------------------------------------------
 
-    def create(self, job: Job) -> Job:
+    def find_by_idempotency_key(self, key: str) -> Job | None:
+        with self._session() as session:
+            return session.scalar(select(Job).where(Job.idempotency_key == key))
+
+    def find_cached(self, cache_key: str) -> Job | None:
+        """The newest completed job with this cache key."""
+        with self._session() as session:
+            return session.scalar(
+                select(Job)
+                .where(Job.cache_key == cache_key, Job.status == "completed")
+                .order_by(Job.seq.desc())
+                .limit(1)
+            )
+
+    def create(self, job: Job, completed: bool = False) -> Job:
+        """Insert a new job, queued; or already completed (a result-cache hit)."""
         now = time.time()
         job.created_at = job.created_at or now
         job.updated_at = now
-        job.status = "queued"
-        job.progress = 0
+        job.status = "completed" if completed else "queued"
+        job.completed_at = now if completed else None
+        job.progress = 100 if completed else 0
         job.attempts = 0
         job.timings = job.timings or {}
         job.trace = job.trace or []
@@ -177,25 +213,36 @@ class JobStore:
 
     def start(self, job_id: str) -> Job | None:
         """Mark a job in progress and count the attempt; None if it is gone or already final."""
+        now = time.time()
         with self._session.begin() as session:
-            job = session.scalar(
-                select(Job).where(Job.id == job_id, Job.status.in_(_STARTABLE)).with_for_update()
+            started = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status.in_(_STARTABLE))
+                .values(
+                    status="in_progress",
+                    attempts=Job.attempts + 1,
+                    started_at=now,
+                    updated_at=now,
+                    progress=0,
+                )
             )
-            if job is None:
+            if started.rowcount != 1:
                 return None
-            now = time.time()
-            job.status = "in_progress"
-            job.attempts += 1
-            job.started_at = now
-            job.updated_at = now
-            job.progress = 0
-            return job
+            return session.scalar(select(Job).where(Job.id == job_id))
 
     def set_progress(self, job_id: str, progress: int) -> bool:
         return self._transition(job_id, ("in_progress",), progress=max(0, min(99, progress)))
 
-    def complete(self, job_id: str, timings: dict[str, float], trace: list[dict]) -> bool:
-        return self._finish(job_id, "completed", timings, trace)
+    def complete(
+        self,
+        job_id: str,
+        timings: dict[str, float],
+        trace: list[dict],
+        params: dict | None = None,
+    ) -> bool:
+        """`params`: what finally ran, when out-of-memory recovery lowered the size or frames."""
+        extra = {"params": params} if params is not None else {}
+        return self._finish(job_id, "completed", timings, trace, **extra)
 
     def fail(
         self,
@@ -217,19 +264,19 @@ class JobStore:
         trace: list[dict],
         **values: Any,
     ) -> bool:
+        """One guarded UPDATE decides the race (on SQLite and PostgreSQL alike): only the writer
+        that moves the row out of an active status wins and then adds its timings and trace."""
+        now = time.time()
+        final = {"status": status, "completed_at": now, "updated_at": now, **values}
+        if status == "completed":
+            final["progress"] = 100
         with self._session.begin() as session:
-            job = session.scalar(
-                select(Job).where(Job.id == job_id, Job.status.in_(_ACTIVE)).with_for_update()
+            won = session.execute(
+                update(Job).where(Job.id == job_id, Job.status.in_(_ACTIVE)).values(**final)
             )
-            if job is None:
+            if won.rowcount != 1:
                 return False
-            now = time.time()
-            job.status = status
-            job.progress = 100 if status == "completed" else job.progress
-            job.completed_at = now
-            job.updated_at = now
+            job = session.scalar(select(Job).where(Job.id == job_id))
             job.timings = {**(job.timings or {}), **timings}
             job.trace = [*(job.trace or []), *trace]
-            for key, value in values.items():
-                setattr(job, key, value)
             return True

@@ -55,6 +55,17 @@ class VideoDeleted(BaseModel):
     deleted: bool = True
 
 
+class ChatReply(BaseModel):
+    """The answer to one conversation message: a clarifying question or a created video."""
+
+    object: Literal["session.message"] = "session.message"
+    session_id: str
+    type: Literal["question", "video"]
+    question: str | None = None
+    proposed_prompt: str | None = None
+    video: Video | None = None
+
+
 class RemixRequest(BaseModel):
     prompt: str
 

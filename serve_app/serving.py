@@ -6,25 +6,32 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from deployments.classifier.engine import Classification
 from deployments.router.config import CATEGORIES
-from deployments.router.plan import Plan, PlanRequest, UserParams
+from deployments.router.plan import GenerationParams, Plan, PlanRequest, UserParams
+from serve_app import metrics
 from serve_app.artifacts import ArtifactStore
 from serve_app.config import AppConfig
 from serve_app.errors import APIError, invalid, not_found
 from serve_app.images import ValidatedImage, validate_image
 from serve_app.jobs import Job, JobStore, new_job_id
-from serve_app.protocol import Video, VideoDeleted, VideoError, VideoList
+from serve_app.protocol import ChatReply, Video, VideoDeleted, VideoError, VideoList
+from serve_app.sessions import SessionStore, is_affirmative
 
 logger = logging.getLogger("ray.serve")
+
+_DEADLINE_GRACE_S = 30.0
 
 Classify = Callable[[bytes], Awaitable[Classification]]
 PlanFn = Callable[[PlanRequest], Awaitable[Plan]]
@@ -48,6 +55,25 @@ class CreateRequest:
     guidance_scale: str | None = None
     fps: str | None = None
     category: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass
+class Draft:
+    """One request on its way to becoming a job."""
+
+    instruction: str
+    session_id: str | None
+    image: ValidatedImage | None = None
+    user: UserParams = field(default_factory=UserParams)
+    category: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    remixed_from: str | None = None
+    previous: GenerationParams | None = None
+    history: list[str] = field(default_factory=list)
+    idempotency_key: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    trace: list[dict] = field(default_factory=list)
 
 
 class VideoService:
@@ -62,6 +88,7 @@ class VideoService:
     ):
         self.config = config
         self.jobs = jobs
+        self.sessions = SessionStore(jobs)
         self.artifacts = artifacts
         self._classify = classify
         self._plan = plan
@@ -71,114 +98,268 @@ class VideoService:
 
     async def create(self, form: CreateRequest) -> Video:
         started = time.perf_counter()
+        key = self._check_idempotency_key(form.idempotency_key)
+        if key is not None:
+            earlier = await run_in_threadpool(self.jobs.find_by_idempotency_key, key)
+            if earlier is not None:
+                return self.video(earlier)
+        await run_in_threadpool(self._admit)
         instruction = self._check_prompt(form.prompt)
         self._check_model(form.model)
         user = self._user_params(form)
         session_id = self._check_session_id(form.session_id)
         category = self._check_category(form.category)
-        image = await run_in_threadpool(self._image_from_form, form)
-
-        timings: dict[str, float] = {"validate": time.perf_counter() - started}
-        return await self._submit(instruction, image, user, category, session_id, None, [], timings)
+        draft = Draft(
+            instruction=instruction,
+            session_id=session_id,
+            user=user,
+            category=category,
+            idempotency_key=key,
+        )
+        await run_in_threadpool(self._attach_picture, draft, form)
+        draft.timings["validate"] = time.perf_counter() - started
+        plan = await self._plan_draft(draft, allow_clarify=False)
+        return await self._accept(draft, plan)
 
     async def remix(self, video_id: str, prompt: str | None) -> Video:
+        """A new job continuing the source video: same picture, category, size, frames and
+        seed; the router revises the earlier prompt with the new instruction."""
         instruction = self._check_prompt(prompt)
         source = await run_in_threadpool(self.jobs.get, video_id)
+        if source is not None:
+            await run_in_threadpool(self._admit)
         if source is None:
             raise not_found(video_id)
-        image_bytes = await run_in_threadpool(
-            self.artifacts.image_path(source.image_name).read_bytes
+        draft = Draft(
+            instruction=instruction,
+            session_id=source.session_id,
+            image=await run_in_threadpool(self._stored_picture, source.image_name),
+            category=source.category,
+            scores=source.category_scores,
+            remixed_from=source.id,
+            previous=GenerationParams.model_validate(source.params),
+            history=[source.prompt],
         )
-        image = await run_in_threadpool(validate_image, image_bytes, self.config.uploads)
-        params = source.params
-        # The remix keeps the source's explicit shape and seed; the router revises the prompt.
-        user = UserParams(
-            num_frames=params["num_frames"],
-            fps=params["fps"],
-            seed=params["seed"],
-            size=(params["width"], params["height"]),
+        plan = await self._plan_draft(draft, allow_clarify=False)
+        return await self._accept(draft, plan)
+
+    async def converse(self, session_id: str, text: str | None, image: bytes | None) -> ChatReply:
+        """One message of a conversation: the answer is a clarifying question or a video. A
+        yes-style reply to the service's question goes ahead with the plan it proposed."""
+        session_id = self._require_session_id(session_id)
+        text = self._check_prompt(text, param="text")
+        await run_in_threadpool(self._admit)
+        pending = await run_in_threadpool(self.sessions.pending_question, session_id)
+        if pending is not None and image is None and is_affirmative(text):
+            draft = Draft(
+                instruction=pending.plan["instruction"],
+                session_id=session_id,
+                image=await run_in_threadpool(self._stored_picture, pending.image_name),
+                category=pending.category,
+            )
+            draft.trace.append(
+                {"stage": "clarify", "decision": "confirmed", "detail": {"reply": text}}
+            )
+            await run_in_threadpool(self.sessions.add, session_id, "user", text)
+            plan = Plan.model_validate(pending.plan["plan"])
+            return ChatReply(
+                session_id=session_id,
+                type="video",
+                video=await self._accept(draft, plan, record_turn=False),
+            )
+
+        draft = Draft(instruction=text, session_id=session_id)
+        await run_in_threadpool(
+            self._attach_picture, draft, CreateRequest(prompt=text, image=image)
         )
-        history = [source.prompt]
-        return await self._submit(
-            instruction, image, user, source.category, source.session_id, source.id, history, {}
+        plan = await self._plan_draft(draft, allow_clarify=True)
+        if plan.action != "clarify":
+            return ChatReply(
+                session_id=session_id, type="video", video=await self._accept(draft, plan)
+            )
+        question = plan.question or plan.prompt
+        await run_in_threadpool(self._record_question, draft, plan, question)
+        return ChatReply(
+            session_id=session_id, type="question", question=question, proposed_prompt=plan.prompt
         )
 
-    async def _submit(
-        self,
-        instruction: str,
-        image: ValidatedImage,
-        user: UserParams,
-        category: str | None,
-        session_id: str | None,
-        remixed_from: str | None,
-        history: list[str],
-        timings: dict[str, float],
-    ) -> Video:
-        trace: list[dict] = []
-        if category is None:
+    def messages(self, session_id: str) -> list[dict]:
+        session_id = self._require_session_id(session_id)
+        return [
+            {
+                "role": t.role,
+                "text": t.text,
+                "action": t.action,
+                "video_id": t.video_id,
+                "prompt": t.prompt,
+                "category": t.category,
+                "created_at": int(t.created_at),
+            }
+            for t in self.sessions.turns(session_id)
+        ]
+
+    # --- the stages of one request -----------------------------------------------------------
+
+    def _attach_picture(self, draft: Draft, form: CreateRequest) -> None:
+        """The uploaded picture, or else the session's last one with its category."""
+        if form.image is not None or form.image_url is not None or draft.session_id is None:
+            draft.image = self._image_from_form(form)
+        else:
+            picture = self.sessions.last_picture(draft.session_id)
+            if picture is None:
+                self._image_from_form(form)  # raises: no picture anywhere
+            draft.image = self._stored_picture(picture.name)
+            draft.category = draft.category or picture.category
+            draft.trace.append(
+                {
+                    "stage": "picture",
+                    "decision": "session",
+                    "detail": {"image_sha256": picture.sha256},
+                }
+            )
+        if draft.session_id is not None:
+            draft.history = self.sessions.prompts(draft.session_id)
+
+    def _stored_picture(self, name: str) -> ValidatedImage:
+        data = self.artifacts.image_path(name).read_bytes()
+        return validate_image(data, self.config.uploads)
+
+    async def _plan_draft(self, draft: Draft, allow_clarify: bool) -> Plan:
+        if draft.category is None:
             t0 = time.perf_counter()
             classification = await self._bounded(
-                self._classify(image.data), self.config.timeouts.classify_s, "classifier"
+                self._classify(draft.image.data), self.config.timeouts.classify_s, "classifier"
             )
-            timings["classify"] = time.perf_counter() - t0
-            category, scores = classification.category, classification.scores
-            trace.append({"stage": "classify", "decision": category, "detail": {"scores": scores}})
-        else:
-            scores = {}
-            trace.append({"stage": "classify", "decision": category, "detail": {"source": "user"}})
-
+            draft.timings["classify"] = time.perf_counter() - t0
+            draft.category, draft.scores = classification.category, classification.scores
+            draft.trace.append(
+                {
+                    "stage": "classify",
+                    "decision": draft.category,
+                    "detail": {"scores": draft.scores},
+                }
+            )
+        elif not draft.scores:
+            draft.trace.append(
+                {"stage": "classify", "decision": draft.category, "detail": {"source": "given"}}
+            )
         t0 = time.perf_counter()
-        plan = await self._bounded(
-            self._plan(
-                PlanRequest(
-                    instruction=instruction,
-                    category=category,
-                    image_width=image.width,
-                    image_height=image.height,
-                    user=user,
-                    history=history,
-                )
-            ),
-            self.config.timeouts.plan_s,
-            "router",
+        request = PlanRequest(
+            instruction=draft.instruction,
+            category=draft.category,
+            image_width=draft.image.width,
+            image_height=draft.image.height,
+            user=draft.user,
+            history=draft.history,
+            previous=draft.previous,
+            allow_clarify=allow_clarify,
         )
-        timings["plan"] = time.perf_counter() - t0
-        trace.extend(d.model_dump() for d in plan.trace)
+        plan = await self._bounded(self._plan(request), self.config.timeouts.plan_s, "router")
+        draft.timings["plan"] = time.perf_counter() - t0
+        draft.trace.extend(d.model_dump() for d in plan.trace)
+        metrics.plan_decided(plan.trace)
+        return plan
 
+    async def _accept(self, draft: Draft, plan: Plan, record_turn: bool = True) -> Video:
         job = Job(
             id=new_job_id(),
             model=self.config.model_name,
-            instruction=instruction,
+            instruction=draft.instruction,
             prompt=plan.prompt,
             negative_prompt=plan.negative_prompt,
-            session_id=session_id,
-            remixed_from=remixed_from,
-            image_sha256=image.sha256,
-            image_name=image.name,
-            category=category,
-            category_scores=scores,
+            session_id=draft.session_id,
+            remixed_from=draft.remixed_from,
+            image_sha256=draft.image.sha256,
+            image_name=draft.image.name,
+            cache_key=cache_key(draft.image.sha256, plan),
+            idempotency_key=draft.idempotency_key,
+            category=draft.category,
+            category_scores=draft.scores,
             params=plan.params.model_dump(),
             plan=plan.model_dump(exclude={"trace"}),
-            timings=timings,
-            trace=trace,
+            timings=draft.timings,
+            trace=draft.trace,
         )
-        await run_in_threadpool(self._record_and_enqueue, job, image)
+        recorded = await run_in_threadpool(self._record_and_enqueue, job, draft.image)
+        if recorded is not job:  # a concurrent retry with the same Idempotency-Key won
+            return self.video(recorded)
+        if draft.session_id is not None:
+            await run_in_threadpool(self._record_video_turn, job, record_turn)
         logger.info(
             "job accepted",
             extra={
                 "job_id": job.id,
-                "session_id": session_id,
-                "category": category,
+                "session_id": draft.session_id,
+                "category": job.category,
                 "planner": plan.planner,
             },
         )
+        metrics.job_accepted(plan.planner, draft.timings)
         return self.video(job)
 
-    def _record_and_enqueue(self, job: Job, image: ValidatedImage) -> None:
+    def _record_video_turn(self, job: Job, with_user_turn: bool) -> None:
+        if with_user_turn:
+            self.sessions.add(
+                job.session_id,
+                "user",
+                job.instruction,
+                image_sha256=job.image_sha256,
+                image_name=job.image_name,
+                category=job.category,
+            )
+        self.sessions.add(
+            job.session_id,
+            "assistant",
+            job.prompt,
+            action="generate",
+            image_sha256=job.image_sha256,
+            image_name=job.image_name,
+            category=job.category,
+            prompt=job.prompt,
+            plan=job.plan,
+            video_id=job.id,
+        )
+
+    def _record_question(self, draft: Draft, plan: Plan, question: str) -> None:
+        self.artifacts.put_image(draft.image.name, draft.image.data)
+        self.sessions.add(
+            draft.session_id,
+            "user",
+            draft.instruction,
+            image_sha256=draft.image.sha256,
+            image_name=draft.image.name,
+            category=draft.category,
+        )
+        proposal = {
+            "instruction": draft.instruction,
+            "plan": plan.model_copy(update={"action": "generate"}).model_dump(),
+        }
+        self.sessions.add(
+            draft.session_id,
+            "assistant",
+            question,
+            action="clarify",
+            image_sha256=draft.image.sha256,
+            image_name=draft.image.name,
+            category=draft.category,
+            prompt=plan.prompt,
+            plan=proposal,
+        )
+
+    def _record_and_enqueue(self, job: Job, image: ValidatedImage) -> Job:
         """A job counts as accepted only once its task is in the queue; if the queue refuses it,
-        the row and any picture only it used are removed again."""
+        the row and any picture only it used are removed again. An identical seeded request
+        that already completed is answered from the result cache without queueing."""
         self.artifacts.put_image(image.name, image.data)
-        self.jobs.create(job)
+        try:
+            if job.cache_key is not None and self._complete_from_cache(job):
+                return job
+            self.jobs.create(job)
+        except IntegrityError:
+            earlier = self.jobs.find_by_idempotency_key(job.idempotency_key or "")
+            if earlier is None:
+                raise
+            return earlier
         try:
             self._enqueue(job.id)
         except Exception as exc:
@@ -192,6 +373,22 @@ class VideoService:
                 code="queue_unavailable",
                 headers={"Retry-After": "5"},
             ) from exc
+        return job
+
+    def _complete_from_cache(self, job: Job) -> bool:
+        source = self.jobs.find_cached(job.cache_key)
+        if source is None or not self.artifacts.copy_outputs(source.id, job.id):
+            return False
+        job.timings = {**job.timings, "total": 0.0}
+        job.trace = [
+            *job.trace,
+            {"stage": "cache", "decision": "hit", "detail": {"source_video_id": source.id}},
+        ]
+        self.jobs.create(job, completed=True)
+        logger.info("result cache hit", extra={"job_id": job.id, "source": source.id})
+        metrics.cache_hit()
+        metrics.job_finished("completed", None)
+        return True
 
     @staticmethod
     async def _bounded(call: Awaitable, timeout_s: float, what: str):
@@ -207,19 +404,44 @@ class VideoService:
 
     # --- checks ------------------------------------------------------------------------------
 
-    def _check_prompt(self, prompt: str | None) -> str:
+    def _check_prompt(self, prompt: str | None, param: str = "prompt") -> str:
         if prompt is None:
             raise invalid(
-                "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter"
+                f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
             )
         limit = self.config.uploads.max_prompt_chars
         if len(prompt) > limit:
             raise invalid(
-                f"The prompt is {len(prompt)} characters; the limit is {limit}.",
-                "prompt",
+                f"The {param} is {len(prompt)} characters; the limit is {limit}.",
+                param,
                 "string_above_max_length",
             )
         return prompt.strip()
+
+    def _admit(self) -> None:
+        """Backpressure: over the backlog limit, answer 429 at once and write nothing."""
+        limit = self.config.admission.max_backlog
+        backlog = self.jobs.count(("queued", "in_progress"))
+        if backlog >= limit:
+            retry_after = self.config.admission.retry_after_s
+            raise APIError(
+                429,
+                f"The service is at capacity ({backlog} jobs waiting or running, limit {limit}); "
+                f"retry after {retry_after} s.",
+                code="backlog_full",
+                headers={"Retry-After": str(retry_after)},
+            )
+
+    def _check_idempotency_key(self, key: str | None) -> str | None:
+        if key is None or key == "":
+            return None
+        limit = self.config.admission.max_idempotency_key_chars
+        if len(key) > limit or not key.isprintable():
+            raise invalid(
+                f"Idempotency-Key must be printable and at most {limit} characters.",
+                "Idempotency-Key",
+            )
+        return key
 
     def _check_model(self, model: str | None) -> None:
         if model not in (None, "", self.config.model_name):
@@ -240,6 +462,12 @@ class VideoService:
                 f"session_id must be printable and at most {limit} characters.", "session_id"
             )
         return session_id
+
+    def _require_session_id(self, session_id: str | None) -> str:
+        checked = self._check_session_id(session_id)
+        if checked is None:
+            raise invalid("A session id is required.", "session_id", "missing_required_parameter")
+        return checked
 
     @staticmethod
     def _check_category(category: str | None) -> str | None:
@@ -302,7 +530,19 @@ class VideoService:
         job = self.jobs.get(video_id)
         if job is None:
             raise not_found(video_id)
-        return self.video(job)
+        return self.video(self._expire_if_overdue(job))
+
+    def _expire_if_overdue(self, job: Job) -> Job:
+        """A job nobody finished (no healthy replica took it, or its replica died) fails once
+        its deadline and a grace period have passed; a live replica fails it itself earlier."""
+        overdue_at = job.created_at + self.config.timeouts.job_deadline_s + _DEADLINE_GRACE_S
+        if job.is_terminal or time.time() < overdue_at:
+            return job
+        message = "The job did not finish before its deadline."
+        if self.jobs.fail(job.id, "deadline_exceeded", message):
+            metrics.job_finished("failed", "deadline_exceeded")
+            logger.warning("job expired", extra={"job_id": job.id, "session_id": job.session_id})
+        return self.jobs.get(job.id) or job
 
     def list(self, after: str | None, limit: int, order: Literal["asc", "desc"]) -> VideoList:
         page = self.jobs.list(after, limit, order)
@@ -311,7 +551,7 @@ class VideoService:
                 f"No video found with id '{after}' to list after.", "after", "video_not_found"
             )
         rows, has_more = page
-        data = [self.video(job) for job in rows]
+        data = [self.video(self._expire_if_overdue(job)) for job in rows]
         return VideoList(
             data=data,
             first_id=data[0].id if data else None,
@@ -320,7 +560,12 @@ class VideoService:
         )
 
     def delete(self, video_id: str) -> VideoDeleted:
-        """Removes the job and its files; a running generation notices and stops."""
+        """A queued or running job is cancelled: it ends failed with code `cancelled` and its
+        generation stops within a denoising step. A finished job is removed with its files."""
+        if self.jobs.fail(video_id, "cancelled", "Cancelled by a DELETE request."):
+            metrics.job_finished("failed", "cancelled")
+            logger.info("job cancelled", extra={"job_id": video_id})
+            return VideoDeleted(id=video_id)
         job = self.jobs.delete(video_id)
         if job is None:
             raise not_found(video_id)
@@ -389,6 +634,15 @@ class VideoService:
             timings=job.timings,
             trace=job.trace,
         )
+
+
+def cache_key(image_sha256: str, plan: Plan) -> str | None:
+    """Identical requests share a key: same picture, prompts, parameters and seed. A request
+    whose seed was not chosen by the user gets none, so it is never served from the cache."""
+    if plan.param_sources.get("seed") != "user":
+        return None
+    material = [image_sha256, plan.prompt, plan.negative_prompt, plan.params.model_dump()]
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
 def _number(raw: str | None, name: str, kind: type, low: float, high: float):

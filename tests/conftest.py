@@ -99,12 +99,13 @@ def redis_server(tmp_path_factory):
 class Service:
     """The running application and handles on its stores, for assertions."""
 
-    def __init__(self, base_url: str, serve_file, jobs, artifacts):
+    def __init__(self, base_url: str, serve_file, jobs, artifacts, metrics_port: int | None = None):
         self.base_url = base_url
         self.serve_file = serve_file
         self.config = serve_file.app
         self.jobs = jobs
         self.artifacts = artifacts
+        self.metrics_port = metrics_port  # Ray's Prometheus endpoint on this node
 
     def client(self, **kwargs):
         from openai import OpenAI
@@ -124,7 +125,7 @@ def service(tiny_models, redis_server, tmp_path_factory):
 
     from serve_app import runtime
     from serve_app.artifacts import ArtifactStore
-    from serve_app.config import StoreConfig, UploadLimits, load_serve_file
+    from serve_app.config import AdmissionConfig, StoreConfig, UploadLimits, load_serve_file
     from serve_app.jobs import JobStore
 
     state = tmp_path_factory.mktemp("service")
@@ -137,12 +138,29 @@ def service(tiny_models, redis_server, tmp_path_factory):
             "queue": serve_file.app.queue.model_copy(update={"redis_url": redis_server.url}),
             "uploads": UploadLimits(max_image_bytes=2 * 1024 * 1024, max_image_pixels=4_000_000),
             "poll_after_ms": 100,
+            "admission": AdmissionConfig(max_backlog=8, retry_after_s=2),
         }
     )
     serve_file = serve_file.model_copy(update={"app": app, "port": free_port()})
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    metrics_port = free_port()
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, _metrics_export_port=metrics_port
+    )
     base_url = runtime.start(serve_file)
     jobs = JobStore(app.stores.database_url)
-    yield Service(base_url, serve_file, jobs, ArtifactStore(app.stores.artifact_dir))
+    yield Service(base_url, serve_file, jobs, ArtifactStore(app.stores.artifact_dir), metrics_port)
     jobs.close()
     runtime.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server (Debian's package, installed by `make test`)."""
+    from tests.support.postgres import PostgresServer
+
+    server = PostgresServer()
+    if not server.available:
+        pytest.fail("PostgreSQL is not installed (make test installs it)")
+    server.start()
+    yield server
+    server.stop()

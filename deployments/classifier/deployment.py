@@ -14,6 +14,7 @@ from ray import serve
 
 from deployments.classifier.config import ClassifierConfig
 from deployments.classifier.engine import Classification, ClassifierEngine
+from serve_app import metrics
 
 
 def decode_image(image_bytes: bytes) -> Image.Image:
@@ -35,6 +36,7 @@ class Classifier:
         # a Serve replica holds one instance, so that is this replica's setting.
         self._classify_batch.set_max_batch_size(config.max_batch_size)
         self._classify_batch.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        metrics.watch_gpu_memory("Classifier", self._engine)
 
     async def classify(self, image_bytes: bytes) -> Classification:
         image = await asyncio.to_thread(decode_image, image_bytes)

@@ -10,7 +10,9 @@ from PIL import Image
 from ray.serve.task_consumer import task_consumer, task_handler
 
 from deployments.generator.engine import GenerationRequest, GeneratorEngine
+from deployments.generator.generation import Generation
 from deployments.generator.worker import JobRunner
+from serve_app import logs, metrics
 from serve_app.artifacts import ArtifactStore
 from serve_app.config import AppConfig
 from serve_app.jobs import JobStore
@@ -20,23 +22,47 @@ logger = logging.getLogger("ray.serve")
 TASK_NAME = "generate_video"
 
 
+class ReplicaUnavailable(RuntimeError):
+    """Raised from the task handler of a replica whose model did not load: the task goes back to
+    the queue (Celery retries it with backoff) for a healthy replica to take."""
+
+
 class Generator:
+    """Loads the model and warms it up in the constructor. A replica whose model fails to load
+    stays up only to report unhealthy (Ray then replaces it) and never runs a job; a job that
+    finds no healthy replica in its delivery attempts fails with `no_healthy_replica`."""
+
     def __init__(self, config: AppConfig):
-        self.engine = GeneratorEngine(config.generator)
-        if config.warmup:
-            self._warm_up(config)
+        logs.keep_job_ids()
+        self.config = config
+        self.jobs = JobStore(config.stores.database_url)
+        self.load_error: str | None = None
+        self.runner: JobRunner | None = None
+        try:
+            engine = GeneratorEngine(config.generator)
+            if config.warmup:
+                self._warm_up(engine, config)
+        except Exception as exc:
+            logger.exception("the generator model failed to load")
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            return
+        generation = Generation(
+            engine, config.generator.max_batch_size, config.generator.batch_wait_s
+        )
         self.runner = JobRunner(
-            self.engine,
-            JobStore(config.stores.database_url),
+            generation,
+            self.jobs,
             ArtifactStore(config.stores.artifact_dir),
             config.timeouts.job_deadline_s,
         )
+        metrics.watch_gpu_memory("Generator", engine)
 
-    def _warm_up(self, config: AppConfig) -> None:
+    @staticmethod
+    def _warm_up(engine: GeneratorEngine, config: AppConfig) -> None:
         """One small generation, so the first job does not pay for lazy initialisation and a
         broken model fails the replica at start rather than a user's job."""
         side = config.router.limits.min_side
-        self.engine.generate(
+        engine.generate(
             GenerationRequest(
                 image=Image.new("RGB", (side, side), (128, 128, 128)),
                 prompt="warm-up",
@@ -53,9 +79,32 @@ class Generator:
 
     @task_handler(name=TASK_NAME)
     def generate_video(self, job_id: str) -> str:
-        return self.runner.run(job_id)
+        if self.runner is not None:
+            return self.runner.run(job_id)
+        return self._refuse(job_id)
+
+    def _refuse(self, job_id: str) -> str:
+        """Count the delivery; give the task back to the queue, or fail the job once every
+        attempt found an unhealthy replica. Never another job's video, never a silent loss."""
+        job = self.jobs.start(job_id)
+        if job is None:
+            return "skipped"
+        if job.attempts > self.config.queue.max_retries:
+            message = (
+                f"No healthy generator replica took the job in {job.attempts} attempts "
+                f"(last error: {self.load_error})."
+            )
+            if self.jobs.fail(job_id, "no_healthy_replica", message):
+                metrics.job_finished("failed", "no_healthy_replica", {}, [])
+            return "failed"
+        raise ReplicaUnavailable(self.load_error)
+
+    def check_health(self) -> None:
+        if self.load_error is not None:
+            raise RuntimeError(f"the generator model failed to load: {self.load_error}")
 
     def ping(self) -> bool:
+        self.check_health()
         return True
 
 

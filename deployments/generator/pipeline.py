@@ -1,5 +1,6 @@
-"""diffusers' I2VGen-XL pipeline with two fixes: `clip_skip` on transformers 5, and an image latent
-drawn from the caller's `generator` instead of the global RNG."""
+"""diffusers' I2VGen-XL pipeline with three fixes: `clip_skip` on transformers 5, an image latent
+drawn from the caller's `generator` instead of the global RNG, and a list of pictures cropped each
+on its own geometry instead of the first picture's."""
 
 from __future__ import annotations
 
@@ -9,29 +10,71 @@ import inspect
 from collections.abc import Iterator
 from typing import Any
 
+import PIL.Image
 import torch
 from diffusers import AutoencoderKL, I2VGenXLPipeline
+from diffusers.pipelines.deprecated.i2vgen_xl.pipeline_i2vgen_xl import (
+    _center_crop_wide,
+    _resize_bilinear,
+)
 
 GeneratorArg = torch.Generator | list[torch.Generator] | None
 
 
 class PatchedI2VGenXLPipeline(I2VGenXLPipeline):
-    """`I2VGenXLPipeline` whose default `clip_skip=1` runs on transformers 5 and whose output is
-    fixed by `generator=` alone; it shows no progress bar unless `set_progress_bar_config` asks."""
+    """`I2VGenXLPipeline` whose default `clip_skip=1` runs on transformers 5, whose output is fixed
+    by `generator=` alone and in which each picture of a batch is prepared as if it were alone; it
+    shows no progress bar unless `set_progress_bar_config` asks."""
 
     # Read by DiffusionPipeline.progress_bar; set_progress_bar_config replaces it per instance.
     _progress_bar_config: dict[str, Any] = {"disable": True}
     # The `generator` of the __call__ in progress, for prepare_image_latents.
     _call_generator: GeneratorArg = None
+    # The CLIP inputs of a list of pictures in the __call__ in progress, for _encode_image.
+    _call_clip_images: list[PIL.Image.Image] | None = None
 
     @functools.wraps(I2VGenXLPipeline.__call__)
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        arguments = inspect.signature(super().__call__).bind(*args, **kwargs).arguments
-        self._call_generator = arguments.get("generator")
+        bound = inspect.signature(super().__call__).bind(*args, **kwargs)
+        self._call_generator = bound.arguments.get("generator")
+        if _is_picture_list(bound.arguments.get("image")):
+            self._crop_each_picture(bound)
         try:
-            return super().__call__(*args, **kwargs)
+            return super().__call__(*bound.args, **bound.kwargs)
         finally:
             self._call_generator = None
+            self._call_clip_images = None
+
+    def _crop_each_picture(self, bound: inspect.BoundArguments) -> None:
+        """Upstream crops every picture of a list with the first one's scale and offsets. Here each
+        is cropped alone, as upstream crops a single picture: to (width, height) for the latents
+        (upstream's crop of the list then changes nothing) and to (width, width), resized to the
+        CLIP input size, for the image embedding."""
+        parameters = bound.signature.parameters
+        width = bound.arguments.get("width", parameters["width"].default)
+        height = bound.arguments.get("height", parameters["height"].default)
+        if not (width and height):  # upstream's fallback to the UNet's sample size
+            width = width or self.unet.config.sample_size * self.vae_scale_factor
+            height = height or self.unet.config.sample_size * self.vae_scale_factor
+        crop_size = self.feature_extractor.crop_size
+        pictures = bound.arguments["image"]
+        self._call_clip_images = [
+            _resize_bilinear(
+                _center_crop_wide(picture, (width, width)),
+                (crop_size["width"], crop_size["height"]),
+            )
+            for picture in pictures
+        ]
+        bound.arguments["image"] = [
+            _center_crop_wide(picture, (width, height)) for picture in pictures
+        ]
+
+    def _encode_image(
+        self, image: Any, device: torch.device, num_videos_per_prompt: int
+    ) -> torch.Tensor:
+        if self._call_clip_images is not None:
+            image = self._call_clip_images
+        return super()._encode_image(image, device, num_videos_per_prompt)
 
     def encode_prompt(
         self,
@@ -90,6 +133,14 @@ class PatchedI2VGenXLPipeline(I2VGenXLPipeline):
         generator = _image_generators(self._call_generator, image.shape[0], num_videos_per_prompt)
         with _latent_sampling_from(self.vae, generator):
             return super().prepare_image_latents(image, device, num_frames, num_videos_per_prompt)
+
+
+def _is_picture_list(image: object) -> bool:
+    return (
+        isinstance(image, list)
+        and bool(image)
+        and all(isinstance(item, PIL.Image.Image) for item in image)
+    )
 
 
 def _negative_texts(negative_prompt: str | list[str] | None, batch_size: int) -> list[str]:

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 
 import torch
 
-from deployments.generator.engine import GenerationRequest, GeneratorEngine
+from deployments.generator.engine import GenerationRequest
+from deployments.generator.generation import Generation
+from deployments.generator.recovery import OutOfMemory
 from deployments.generator.video import encode_mp4, encode_thumbnail
+from serve_app import metrics
 from serve_app.artifacts import ArtifactStore
 from serve_app.images import load_rgb
-from serve_app.jobs import JobStore
+from serve_app.jobs import Job, JobStore
 
 logger = logging.getLogger("ray.serve")
 
@@ -47,24 +50,26 @@ class ProgressReporter:
         progress = int(95 * done / total)
         due = progress != self._last_progress and now - self._last_write >= self.min_interval_s
         if not (due or done == total):
-            # A cheap read every step, so a deleted job stops within one step.
+            # A cheap read every step, so a cancelled job stops within one step.
             if not self.jobs.is_active(self.job_id):
-                raise JobAborted("cancelled", "The job was deleted while it ran.")
+                raise JobAborted("cancelled", "The job was cancelled while it ran.")
             return
         if not self.jobs.set_progress(self.job_id, progress):
-            raise JobAborted("cancelled", "The job was deleted while it ran.")
+            raise JobAborted("cancelled", "The job was cancelled while it ran.")
+        metrics.progress_update()
         self._last_write, self._last_progress = now, progress
 
 
 class JobRunner:
     def __init__(
         self,
-        engine: GeneratorEngine,
+        generation: Generation,
         jobs: JobStore,
         artifacts: ArtifactStore,
         deadline_s: float,
     ):
-        self.engine = engine
+        self.generation = generation
+        self.engine = generation.engine
         self.jobs = jobs
         self.artifacts = artifacts
         self.deadline_s = deadline_s
@@ -73,40 +78,41 @@ class JobRunner:
         """Returns the job's final status (or 'skipped' when there was nothing to do)."""
         job = self.jobs.start(job_id)
         if job is None:
-            logger.info("job not startable (deleted or already final)", extra={"job_id": job_id})
+            logger.info("job not startable (cancelled or already final)", extra={"job_id": job_id})
             return "skipped"
         log_extra = {"job_id": job_id, "session_id": job.session_id}
         logger.info("job started", extra={**log_extra, "attempt": job.attempts})
+        metrics.job_started(job.attempts)
         started = time.time()
         deadline = time.monotonic() + max(0.0, job.created_at + self.deadline_s - started)
         timings = {"queue_wait": started - job.created_at}
-        params = job.params
+        if time.monotonic() >= deadline:
+            message = "The job waited in the queue past its deadline."
+            return self._fail(job_id, "deadline_exceeded", message, timings, started, log_extra)
+        detail = {
+            "device": str(self.engine.device),
+            "attempt": job.attempts,
+            "torch_threads": torch.get_num_threads(),
+        }
         try:
-            image = load_rgb(self.artifacts.image_path(job.image_name).read_bytes())
-            request = GenerationRequest(
-                image=image,
-                prompt=job.prompt,
-                negative_prompt=job.negative_prompt,
-                width=params["width"],
-                height=params["height"],
-                num_frames=params["num_frames"],
-                num_inference_steps=params["num_inference_steps"],
-                guidance_scale=params["guidance_scale"],
-                fps=params["fps"],
-                seed=params["seed"],
-            )
             t0 = time.perf_counter()
-            frames = self.engine.generate(
-                request, on_step=ProgressReporter(self.jobs, job_id, deadline)
+            generated = self.generation(
+                self._request(job), ProgressReporter(self.jobs, job_id, deadline)
             )
             timings["generate"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            mp4 = encode_mp4(frames, params["fps"])
-            thumbnail = encode_thumbnail(frames[0])
+            ran = generated.request
+            mp4 = encode_mp4(generated.frames, ran.fps)
+            thumbnail = encode_thumbnail(generated.frames[0])
             self.artifacts.put_video(job_id, mp4, thumbnail)
             timings["encode"] = time.perf_counter() - t0
         except JobAborted as exc:
             return self._fail(job_id, exc.code, exc.message, timings, started, log_extra)
+        except OutOfMemory as exc:
+            detail["step_downs"] = exc.step_downs
+            return self._fail(
+                job_id, "out_of_memory", str(exc), timings, started, log_extra, detail
+            )
         except Exception as exc:
             logger.exception("generation failed", extra=log_extra)
             return self._fail(
@@ -116,31 +122,48 @@ class JobRunner:
                 timings,
                 started,
                 log_extra,
+                detail,
             )
 
         timings["total"] = time.time() - job.created_at
-        trace = [
-            {
-                "stage": "generate",
-                "decision": "completed",
-                "detail": {
-                    "device": str(self.engine.device),
-                    "attempt": job.attempts,
-                    "torch_threads": torch.get_num_threads(),
-                },
-            }
-        ]
-        if not self.jobs.complete(job_id, timings, trace):
-            # Deleted while encoding: leave nothing behind.
+        detail.update(batch_size=generated.batch_size, step_downs=generated.step_downs)
+        trace = [{"stage": "generate", "decision": "completed", "detail": detail}]
+        params = {
+            **job.params,
+            "width": ran.width,
+            "height": ran.height,
+            "num_frames": ran.num_frames,
+        }
+        if not self.jobs.complete(job_id, timings, trace, params=params):
+            # Cancelled while encoding: leave nothing behind.
             self.artifacts.delete_outputs(job_id)
             return "skipped"
         logger.info("job completed", extra={**log_extra, "timings": timings})
+        metrics.job_finished("completed", None, timings, trace)
         return "completed"
 
-    def _fail(self, job_id, code, message, timings, started, log_extra) -> str:
+    def _request(self, job: Job) -> GenerationRequest:
+        params = job.params
+        return GenerationRequest(
+            image=load_rgb(self.artifacts.image_path(job.image_name).read_bytes()),
+            prompt=job.prompt,
+            negative_prompt=job.negative_prompt,
+            width=params["width"],
+            height=params["height"],
+            num_frames=params["num_frames"],
+            num_inference_steps=params["num_inference_steps"],
+            guidance_scale=params["guidance_scale"],
+            fps=params["fps"],
+            seed=params["seed"],
+        )
+
+    def _fail(self, job_id, code, message, timings, started, log_extra, detail=None) -> str:
         timings["total"] = time.time() - started + timings.get("queue_wait", 0.0)
         self.artifacts.delete_outputs(job_id)
-        trace = [{"stage": "generate", "decision": "failed", "detail": {"code": code}}]
-        self.jobs.fail(job_id, code, message, timings, trace)
+        trace = [
+            {"stage": "generate", "decision": "failed", "detail": {"code": code, **(detail or {})}}
+        ]
+        if self.jobs.fail(job_id, code, message, timings, trace):
+            metrics.job_finished("failed", code, timings, trace)
         logger.warning("job failed", extra={**log_extra, "code": code, "error": message})
         return "failed"

@@ -3,6 +3,8 @@ planner's own settings."""
 
 from __future__ import annotations
 
+import os
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CATEGORIES = ("person", "animal", "landscape", "still_life")
@@ -74,6 +76,28 @@ class GenerationLimits(BaseModel):
         return self
 
 
+class LLMConfig(BaseModel):
+    """The LLM planner's endpoint: any OpenAI-compatible chat server (OpenAI, vLLM, Ollama)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1)
+    base_url: str | None = Field(default=None, description="None: env OPENAI_BASE_URL")
+    api_key: str | None = Field(
+        default=None, repr=False, description="None: env OPENAI_API_KEY, else a dummy key"
+    )
+    timeout_s: float = Field(default=10.0, gt=0, description="per HTTP attempt")
+    max_retries: int = Field(default=1, ge=0)
+    temperature: float = Field(default=0.2, ge=0, le=2)
+
+    def resolved_base_url(self) -> str | None:
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or None
+
+    def resolved_api_key(self) -> str:
+        # Local servers (vLLM, Ollama) accept any key, but the client insists on one.
+        return self.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+
+
 class RouterConfig(BaseModel):
     """Everything the router needs to turn an instruction into a plan."""
 
@@ -84,6 +108,9 @@ class RouterConfig(BaseModel):
     default_fps: int = Field(default=8, gt=0)
     negative_prompt: str = (
         "distorted, blurry, low quality, flickering, watermark, text, static, jpeg artifacts"
+    )
+    llm: LLMConfig | None = Field(
+        default=None, description="the LLM planner; None: the rules planner alone"
     )
 
     @model_validator(mode="after")

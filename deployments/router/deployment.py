@@ -12,7 +12,9 @@ class Router:
         self.engine = RouterEngine(config)
 
     async def plan(self, request: PlanRequest) -> Plan:
-        return self.engine.plan(request)
+        # The LLM call is awaited, so one replica serves other requests meanwhile.
+        return await self.engine.aplan(request)
 
     def check_health(self) -> None:
-        """The rules planner needs nothing external; the replica is healthy while it runs."""
+        """The router needs nothing external: when the LLM is down it plans with the rules, so
+        the replica is healthy while it runs."""

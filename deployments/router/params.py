@@ -8,6 +8,9 @@ import random
 from deployments.router.config import GenerationLimits, RouterConfig
 from deployments.router.plan import GenerationParams, UserParams
 
+# Plan overrides the router may set (size and seed stay the user's or the previous video's).
+OVERRIDABLE = ("num_frames", "num_inference_steps", "guidance_scale", "fps")
+
 
 def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
@@ -51,11 +54,13 @@ def resolve_params(
     user: UserParams,
     plan_overrides: dict[str, float] | None = None,
     rng: random.Random | None = None,
+    previous: GenerationParams | None = None,
 ) -> tuple[GenerationParams, dict[str, str]]:
-    """Merge table < seconds/size < plan < user, clamp, and say where each value came from."""
+    """Merge table < seconds/size < previous video < plan < user, clamp, and say where each
+    value came from. `previous` is the video a remix or follow-up continues."""
     limits = config.limits
     profile = config.categories[category]
-    overrides = plan_overrides or {}
+    overrides = {k: v for k, v in (plan_overrides or {}).items() if k in OVERRIDABLE}
     sources: dict[str, str] = {}
 
     def pick(name: str, table_value: float, derived: tuple[str, float | None] = ("", None)):
@@ -66,6 +71,9 @@ def resolve_params(
         if name in overrides:
             sources[name] = "plan"
             return overrides[name]
+        if previous is not None:
+            sources[name] = "previous"
+            return getattr(previous, name)
         if derived[1] is not None:
             sources[name] = derived[0]
             return derived[1]
@@ -104,6 +112,9 @@ def resolve_params(
     if user.size is not None:
         raw_w, raw_h = user.size
         size_source = "size"
+    elif previous is not None:
+        raw_w, raw_h = previous.width, previous.height
+        size_source = "previous"
     else:
         raw_w, raw_h = size_for_resolution(profile.resolution, *image_size)
         size_source = "table"
@@ -113,6 +124,9 @@ def resolve_params(
     if user.seed is not None:
         seed = user.seed
         sources["seed"] = "user"
+    elif previous is not None:
+        seed = previous.seed
+        sources["seed"] = "previous"
     else:
         seed = (rng or random.SystemRandom()).randint(0, limits.max_seed)
         sources["seed"] = "random"

@@ -49,7 +49,16 @@ class PlanRequest(BaseModel):
     image_width: int = Field(gt=0)
     image_height: int = Field(gt=0)
     user: UserParams = Field(default_factory=UserParams)
-    history: list[str] = Field(default_factory=list, description="earlier prompts, oldest first")
+    history: list[str] = Field(
+        default_factory=list, description="the session's earlier English prompts, oldest first"
+    )
+    previous: GenerationParams | None = Field(
+        default=None, description="settings of the video this request continues (remix)"
+    )
+    allow_clarify: bool = Field(
+        default=False,
+        description="the conversation endpoint may ask a question; /v1/videos never does",
+    )
 
 
 class Decision(BaseModel):
@@ -69,6 +78,9 @@ class Plan(BaseModel):
     negative_prompt: str
     motion: str
     question: str | None = None
+    overrides: dict[str, float] = Field(
+        default_factory=dict, description="parameter changes the planner asked for"
+    )
     params: GenerationParams
     param_sources: dict[str, str] = Field(
         description="for each parameter: table, user, plan, seconds, size, image, default, "

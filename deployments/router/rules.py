@@ -1,10 +1,14 @@
 """The deterministic rules planner: a bilingual phrasebook of motions and speeds that turns a
-Chinese or English instruction into a concise English video prompt."""
+Chinese or English instruction into a concise English video prompt, or revises the session's
+last prompt for a follow-up ("slower", "now make it rain")."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from deployments.router.plan import GenerationParams
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,20 @@ MOTIONS: tuple[Motion, ...] = (
             "turntable",
         ),
         "rotating on a turntable, camera orbiting around it",
+    ),
+    Motion(
+        "water_cycle",
+        (
+            "水循环",
+            "循环",
+            "蒸发",
+            "水蒸气",
+            "water cycle",
+            "evaporate",
+            "evaporating",
+            "evaporation",
+        ),
+        "water evaporating from the ocean and forming clouds, vapor rising then falling as rain",
     ),
     Motion(
         "rain",
@@ -164,9 +182,122 @@ _VAGUE_WORDS = (
     "motion",
 )
 
-# A word counts as meaningful when it has a CJK character or a vowel-bearing Latin word.
+# Relative requests, checked before the absolute speed words ("慢一点" is slower, not "慢").
+SLOWER_WORDS = (
+    "slower",
+    "more slowly",
+    "slow down",
+    "slow it down",
+    "less fast",
+    "慢一点",
+    "慢一些",
+    "慢点",
+    "慢些",
+    "更慢",
+    "再慢",
+    "放慢",
+    "减速",
+    "慢下来",
+)
+FASTER_WORDS = (
+    "faster",
+    "more quickly",
+    "quicker",
+    "speed up",
+    "speed it up",
+    "less slow",
+    "快一点",
+    "快一些",
+    "快点",
+    "快些",
+    "更快",
+    "再快",
+    "加快",
+    "加速",
+)
+MORE_WORDS = ("more", "stronger", "bigger", "more dynamic", "更多", "更明显", "更强", "大一点")
+LESS_WORDS = (
+    "less",
+    "subtler",
+    "smaller",
+    "calmer",
+    "更少",
+    "少一点",
+    "小一点",
+    "弱一点",
+    "轻一点",
+)
+INTENSITY_PHRASES = {
+    "more": "stronger, more pronounced movement",
+    "less": "subtle, gentle movement",
+}
+
+# Words that mark an instruction as a change to the earlier video rather than a new request.
+FOLLOW_UP_WORDS = (
+    "now",
+    "also",
+    "too",
+    "as well",
+    "add",
+    "again",
+    "instead",
+    "still",
+    "keep",
+    "even",
+    "现在",
+    "也",
+    "再",
+    "还",
+    "加上",
+    "加点",
+    "同时",
+    "然后",
+    "继续",
+    "改成",
+    "换成",
+    "变成",
+)
+_NEGATION = re.compile(r"\b(?:no|not|stop|without|don't|dont|remove|never)\b[a-z' ]{0,14}$")
+_CJK_NEGATION = re.compile(r"不要|(?<![特分区告级识])别|停止|停掉|去掉|不再|没有")
+
+# A small built-in vocabulary of common English function and motion words: an instruction
+# with none of them, no phrasebook word and fewer than two word-like tokens is junk.
+_VOCABULARY_WORDS = """
+    a an the this that these those it its it's he she they him her them his their my our your
+    i me we you is are be was were been being am do does did make makes made let lets get
+    have has had can could would should will please just very really so more less most
+    and or but with without of in on at to from into onto over under up down out off
+    around across through along toward towards away back forward left right here there
+    now then also too again still some all both each every any no not
+    move moves moving movement motion animate animated animation alive life live
+    go goes going come comes coming turn turns turning look looks looking show shows showing
+    shake shaking jump jumping swing swinging sway swaying bounce bouncing nod nodding roll
+    rolling fall falling rise rising grow growing melt melting open opening close closing
+    sit sitting stand standing swim swimming eat eating drink drinking sing singing talk
+    talking play playing sparkle sparkling shimmer shimmering glow glowing twinkle twinkling
+    flutter fluttering ripple rippling crawl crawling climb climbing hop hopping drive driving
+    sail sailing tilt tilting orbit orbiting wiggle wiggling breathe breathing shine shining
+    camera video scene picture image photo shot clip view background sky water tree trees
+    leaves flower flowers cat dog bird fish man woman person people girl boy car cup
+    slowly slow quickly quick fast gently gentle smoothly smooth softly bit little lot
+"""
+VOCABULARY = frozenset(_VOCABULARY_WORDS.split())
+_KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-_LATIN_WORD = re.compile(r"[a-zA-Z]*[aeiouyAEIOUY][a-zA-Z]*")
+_LATIN_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_SPEED_WORD = re.compile(
+    r"\b(very |extremely )?(slowly|quickly|rapidly|swiftly|slow|fast|quick|rapid)\b", re.I
+)
+_STYLE_WORD = re.compile(
+    r"\b(lighting|light|atmosphere|quality|cinematic|mood|4k|hd|detailed|realistic)\b"
+)
+
+SPEED_ADVERBS = {-2: "very slowly", -1: "slowly", 1: "quickly", 2: "very quickly"}
+SPEED_ADJECTIVES = {-2: "very slow", -1: "slow", 1: "fast", 2: "very fast"}
+MAX_REVISED_WORDS = 40
+MIN_SMOOTH_FPS = 4  # below this a "slower" video turns choppy: add frames instead
+MAX_REASONABLE_FPS = 24
 
 
 @dataclass(frozen=True)
@@ -176,6 +307,8 @@ class RulesResult:
     motion_names: tuple[str, ...]
     speed: str | None
     reason: str
+    overrides: dict[str, float] = field(default_factory=dict)
+    revised: bool = False
 
 
 def _contains(text: str, keyword: str) -> bool:
@@ -184,29 +317,86 @@ def _contains(text: str, keyword: str) -> bool:
     return re.search(rf"(?<![a-z]){re.escape(keyword)}(?![a-z])", text) is not None
 
 
+def _contains_any(text: str, keywords: tuple[str, ...]) -> bool:
+    return any(_contains(text, k) for k in keywords)
+
+
+def _looks_like_word(token: str) -> bool:
+    """Pronounceable and not a keyboard run: has a vowel, no letter three times in a row, no
+    four consonants in a row."""
+    if len(token) < 3 or not re.search(r"[aeiouy]", token):
+        return False
+    if re.search(r"(.)\1\1", token) or re.search(r"[^aeiouy]{4}", token):
+        return False
+    return not any(token in row or token in row[::-1] for row in _KEYBOARD_ROWS)
+
+
 def _is_meaningful(text: str) -> bool:
-    if _CJK.search(text):
+    lowered = text.lower()
+    cjk = _CJK.findall(lowered)
+    if cjk:
+        return len(set(cjk)) > 1 or len(cjk) == 1  # "啊啊啊啊" is noise
+    if find_motions(lowered) or _contains_any(lowered, _VAGUE_WORDS):
         return True
-    words = _LATIN_WORD.findall(text)
-    return any(len(word) >= 2 for word in words)
+    if find_speed(lowered) or find_intensity(lowered) or find_negated_motions(lowered):
+        return True
+    tokens = _LATIN_TOKEN.findall(lowered)
+    if any(token in VOCABULARY for token in tokens):
+        return True
+    return sum(_looks_like_word(token) for token in tokens) >= 2
 
 
 # Compounds whose characters would otherwise read as motions (风景 is "landscape", not wind).
 _CJK_COMPOUNDS = ("风景", "风格", "风光", "雪白", "火车", "烟囱")
 
 
-def find_motions(text: str) -> list[Motion]:
-    lowered = text.lower()
+def _keyword_negated(lowered: str, keyword: str) -> bool:
+    """Whether the keyword is asked away: "stop the rain", "no more snow", "不要下雨"."""
+    for match in re.finditer(re.escape(keyword), lowered):
+        before = lowered[: match.start()]
+        if _CJK.search(keyword):
+            if _CJK_NEGATION.search(before[-5:]):
+                return True
+        elif _NEGATION.search(before[-24:]):
+            return True
+    return False
+
+
+def _motion_matches(lowered: str) -> list[tuple[Motion, bool]]:
+    """Every phrasebook motion the text names, with whether it is negated."""
     for compound in _CJK_COMPOUNDS:
         lowered = lowered.replace(compound, " ")
-    found: list[Motion] = []
+    found: list[tuple[Motion, bool]] = []
     for motion in MOTIONS:
-        if any(_contains(lowered, k.lower()) for k in motion.keywords):
-            found.append(motion)
+        keywords = [k.lower() for k in motion.keywords if _contains(lowered, k.lower())]
+        if keywords:
+            negated = all(_keyword_negated(lowered, k) for k in keywords)
+            found.append((motion, negated))
     return found
 
 
+def find_motions(text: str) -> list[Motion]:
+    return [motion for motion, negated in _motion_matches(text.lower()) if not negated]
+
+
+def find_negated_motions(text: str) -> list[Motion]:
+    return [motion for motion, negated in _motion_matches(text.lower()) if negated]
+
+
+def find_speed_change(text: str) -> int:
+    """-1 for "slower", +1 for "faster", 0 when the text asks for neither."""
+    lowered = text.lower()
+    if _contains_any(lowered, SLOWER_WORDS):
+        return -1
+    if _contains_any(lowered, FASTER_WORDS):
+        return 1
+    return 0
+
+
 def find_speed(text: str) -> str | None:
+    change = find_speed_change(text)
+    if change:
+        return SPEED_ADVERBS[change]
     lowered = text.lower()
     for keywords, speed in SPEEDS:
         if any(_contains(lowered, k) for k in keywords):
@@ -214,27 +404,199 @@ def find_speed(text: str) -> str | None:
     return None
 
 
-def plan_with_rules(instruction: str, category: str) -> RulesResult:
-    """Deterministic: the same instruction and category always give the same prompt."""
+def find_intensity(text: str) -> str | None:
+    """Whether the text asks for "more" or "less" movement (speed and negation phrases such
+    as "more slowly" and "no more rain" set aside)."""
+    lowered = text.lower()
+    for phrase in SLOWER_WORDS + FASTER_WORDS + ("no more", "not more"):
+        lowered = lowered.replace(phrase, " ")
+    if _contains_any(lowered, MORE_WORDS):
+        return "more"
+    if _contains_any(lowered, LESS_WORDS):
+        return "less"
+    return None
+
+
+def is_follow_up(text: str) -> bool:
+    """Whether the instruction changes an earlier video rather than asking for a new one."""
+    lowered = text.lower()
+    return bool(
+        find_speed_change(lowered)
+        or find_intensity(lowered)
+        or find_negated_motions(lowered)
+        or _contains_any(lowered, FOLLOW_UP_WORDS)
+    )
+
+
+def plan_with_rules(
+    instruction: str,
+    category: str,
+    history: Sequence[str] = (),
+    previous: GenerationParams | None = None,
+    base: GenerationParams | None = None,
+) -> RulesResult:
+    """Deterministic: the same arguments always give the same prompt.
+
+    With a session `history`, a follow-up (a remix, i.e. `previous` is set, or an instruction
+    such as "slower" / "now make it rain") revises the last prompt; speed changes come with
+    parameter overrides relative to `previous`, else to `base` (the settings this request
+    would otherwise get). An empty or meaningless instruction always gives "slight movement".
+    """
     text = instruction.strip()
+    if not text or not _is_meaningful(text):
+        return _fresh(text, category, junk=True)
+    earlier = history[-1].strip() if history else ""
+    if earlier.isascii() and earlier and (previous is not None or is_follow_up(text)):
+        return revise_prompt(earlier, text, previous or base)
+    return _fresh(text, category)
+
+
+def _fresh(text: str, category: str, junk: bool = False) -> RulesResult:
     subject = CATEGORY_SUBJECTS.get(category, "The scene")
     atmosphere = CATEGORY_ATMOSPHERE.get(category, "natural lighting")
     speed = find_speed(text)
-
-    if not text or not _is_meaningful(text):
+    motions = [] if junk else find_motions(text)[:2]
+    if junk:
         motion, names, reason = DEFAULT_MOTION, (), "empty or meaningless instruction"
+    elif motions:
+        motion = ", ".join(m.phrase for m in motions)
+        names = tuple(m.name for m in motions)
+        reason = "phrasebook match: " + ", ".join(names)
+    elif _contains_any(text.lower(), _VAGUE_WORDS):
+        motion, names, reason = CATEGORY_MOTIONS[category], (), "vague request: category motion"
     else:
-        motions = find_motions(text)[:2]
-        if motions:
-            motion = ", ".join(m.phrase for m in motions)
-            names = tuple(m.name for m in motions)
-            reason = "phrasebook match: " + ", ".join(names)
-        elif any(_contains(text.lower(), w) for w in _VAGUE_WORDS):
-            motion, names, reason = CATEGORY_MOTIONS[category], (), "vague request: category motion"
-        else:
-            motion, names = CATEGORY_MOTIONS[category], ()
-            reason = "no known motion words: category motion"
+        motion, names = CATEGORY_MOTIONS[category], ()
+        reason = "no known motion words: category motion"
 
     speed_words = f", moving {speed}" if speed and speed not in motion else ""
     prompt = f"{subject}, {motion}{speed_words}, {atmosphere}, smooth motion, high quality"
     return RulesResult(prompt=prompt, motion=motion, motion_names=names, speed=speed, reason=reason)
+
+
+# Clauses of the phrasebook's own motions: never mistaken for style words ("light shifting").
+_MOTION_CLAUSES = frozenset(
+    clause.strip().lower()
+    for phrase in (
+        *(m.phrase for m in MOTIONS),
+        *CATEGORY_MOTIONS.values(),
+        *INTENSITY_PHRASES.values(),
+        DEFAULT_MOTION,
+    )
+    for clause in phrase.split(",")
+)
+
+
+def _is_style(clause: str) -> bool:
+    lowered = clause.lower()
+    if lowered in _MOTION_CLAUSES:
+        return False
+    return lowered in ("smooth motion", "high quality") or bool(_STYLE_WORD.search(lowered))
+
+
+def _speed_level(text: str) -> int:
+    match = _SPEED_WORD.search(text)
+    if match is None:
+        return 0
+    level = -1 if match.group(2).lower().startswith("slow") else 1
+    return level * 2 if match.group(1) else level
+
+
+def _restyle_speed(clause: str, level: int) -> str:
+    """The clause with its speed words set to `level` (removed for 0)."""
+
+    def swap(match: re.Match[str]) -> str:
+        if level == 0:
+            return ""
+        table = SPEED_ADVERBS if match.group(2).lower().endswith("ly") else SPEED_ADJECTIVES
+        return table[level]
+
+    return re.sub(r"\s+", " ", _SPEED_WORD.sub(swap, clause)).strip()
+
+
+def _mentions(prompt: str, motion: Motion) -> bool:
+    lowered = prompt.lower()
+    clauses = [c.strip() for c in motion.phrase.split(",")]
+    words = [k for k in motion.keywords if not _CJK.search(k) and len(k) >= 3]
+    return any(c in lowered for c in clauses) or _contains_any(lowered, tuple(words))
+
+
+def _speed_overrides(change: int, ref: GenerationParams | None) -> dict[str, float]:
+    """Slower: fps down by a third (more frames once fps is already low); faster: fps up by
+    half, within reason. Empty without settings to be relative to."""
+    if ref is None or change == 0:
+        return {}
+    if change < 0:
+        fps = max(MIN_SMOOTH_FPS, round(ref.fps * 2 / 3))
+        if fps < ref.fps:
+            return {"fps": fps}
+        return {"num_frames": round(ref.num_frames * 1.5)}
+    fps = min(MAX_REASONABLE_FPS, round(ref.fps * 1.5))
+    return {"fps": fps} if fps > ref.fps else {}
+
+
+def _fit(clauses: list[str], limit: int) -> list[str]:
+    """Drop style clauses from the end, then the oldest motions, until the prompt fits."""
+    clauses = list(clauses)
+    while sum(len(c.split()) for c in clauses) > limit and len(clauses) > 2:
+        styles = [i for i, c in enumerate(clauses) if i > 0 and _is_style(c)]
+        clauses.pop(styles[-1] if styles else 1)
+    return clauses
+
+
+def revise_prompt(earlier: str, text: str, ref: GenerationParams | None = None) -> RulesResult:
+    """The earlier prompt changed as the follow-up asks: motions added (or removed when asked
+    away), speed words replaced, intensity adjusted; overrides relative to `ref`."""
+    clauses = [c.strip() for c in earlier.split(",") if c.strip()]
+    changes: list[str] = []
+
+    removed = [m for m in find_negated_motions(text) if _mentions(earlier, m)]
+    for motion in removed:
+        clauses = [clauses[0]] + [c for c in clauses[1:] if not _mentions(c, motion)]
+        changes.append(f"-{motion.name}")
+
+    added = [m for m in find_motions(text) if not _mentions(earlier, m)][:2]
+    intensity = find_intensity(text)
+    new_clauses = [c.strip() for m in added for c in m.phrase.split(",")]
+    changes += [f"+{m.name}" for m in added]
+    if intensity:
+        opposite = {c.strip() for p in INTENSITY_PHRASES.values() for c in p.split(",")}
+        clauses = [c for c in clauses if c.lower() not in opposite]
+        new_clauses += [c.strip() for c in INTENSITY_PHRASES[intensity].split(",")]
+        changes.append(f"{intensity} movement")
+
+    old_level = level = _speed_level(earlier)
+    change = find_speed_change(text)
+    absolute = find_speed(text) if not change else None
+    if change:
+        level = max(-2, min(2, old_level + change))
+    elif absolute and added:
+        # "then zoom out slowly": the speed belongs to the new motion, not the whole video.
+        if not any(_SPEED_WORD.search(c) for c in new_clauses):
+            new_clauses.append(f"moving {absolute}")
+    elif absolute:
+        level = -1 if "slow" in absolute else 1
+        change = (level > old_level) - (level < old_level)
+    if change:
+        changes.append("slower" if change < 0 else "faster")
+        restyled = [_restyle_speed(c, level) for c in clauses]
+        clauses = [c for c in restyled if c and c.lower() != "moving"]
+        if level and not any(_SPEED_WORD.search(c) for c in clauses + new_clauses):
+            new_clauses.append(f"moving {SPEED_ADVERBS[level]}")
+
+    at = next((i for i, c in enumerate(clauses) if i > 0 and _is_style(c)), len(clauses))
+    clauses = _fit(clauses[:at] + new_clauses + clauses[at:], MAX_REVISED_WORDS)
+    tail = next((i for i, c in enumerate(clauses) if i > 0 and _is_style(c)), len(clauses))
+    motion = ", ".join(clauses[1:tail]) or clauses[0]
+    names = tuple(m.name for m in MOTIONS if _mentions(motion, m))
+    reason = "follow-up revision of the last prompt: " + (
+        ", ".join(changes) if changes else "no recognised change, earlier prompt kept"
+    )
+    return RulesResult(
+        prompt=", ".join(clauses),
+        motion=motion,
+        motion_names=names,
+        speed=SPEED_ADVERBS.get(level),
+        reason=reason,
+        overrides=_speed_overrides(change, ref),
+        revised=True,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import time
 
 import av
@@ -27,13 +28,17 @@ def decode_mp4(data: bytes) -> tuple[int, int, int, float]:
         return len(frames), frames[0].width, frames[0].height, float(stream.average_rate)
 
 
+_seeds = itertools.count(1000)
+
+
 def small_job(client, image="cup.jpg", prompt="展示这个杯子旋转", **extra):
+    """A quick job; each call gets a fresh seed unless one is given, so none hits the cache."""
     with (EXAMPLES / image).open("rb") as handle:
         return client.videos.create(
             prompt=prompt,
             input_reference=handle,
             size="64x64",
-            extra_body={"num_frames": 8, "num_inference_steps": 2, "seed": 7, **extra},
+            extra_body={"num_frames": 8, "num_inference_steps": 2, "seed": next(_seeds), **extra},
         )
 
 
@@ -148,16 +153,42 @@ def test_list_pages_with_after_and_order(service):
     assert walked[:2] == ids[1:]
 
 
-def test_identical_seeded_requests_give_identical_videos(service):
+def test_identical_seeded_request_is_served_from_the_result_cache(service):
     client = service.client()
     first = client.videos.poll(small_job(client, seed=3).id)
-    second = client.videos.poll(small_job(client, seed=3).id)
-    third = client.videos.poll(small_job(client, seed=4).id)
+    again = small_job(client, seed=3)
+    assert again.status == "completed" and again.progress == 100  # at once, no queueing
+    hit = [t for t in again.model_extra["trace"] if t["stage"] == "cache"]
+    assert hit == [{"stage": "cache", "decision": "hit", "detail": {"source_video_id": first.id}}]
+    other = client.videos.poll(small_job(client, seed=4).id)
+    assert not any(t["stage"] == "cache" for t in other.model_extra["trace"])
     videos = [
-        decoded_frames(client.videos.download_content(v.id).read()) for v in (first, second, third)
+        decoded_frames(client.videos.download_content(v.id).read()) for v in (first, again, other)
     ]
     assert all((a == b).all() for a, b in zip(videos[0], videos[1], strict=True))
     assert any((a != b).any() for a, b in zip(videos[0], videos[2], strict=True))
+    # Deleting the original leaves the cached copy playable.
+    client.videos.delete(first.id)
+    assert decode_mp4(client.videos.download_content(again.id).read())[0] == 8
+
+
+def test_request_without_seed_is_never_served_from_cache(service):
+    client = service.client()
+    ids = []
+    for _ in range(2):
+        with (EXAMPLES / "cup.jpg").open("rb") as handle:
+            video = client.videos.create(
+                prompt="展示这个杯子旋转",
+                input_reference=handle,
+                size="64x64",
+                extra_body={"num_frames": 4, "num_inference_steps": 1},
+            )
+        ids.append(video.id)
+    for video_id in ids:
+        done = client.videos.poll(video_id)
+        assert done.status == "completed"
+        assert not any(t["stage"] == "cache" for t in done.model_extra["trace"])
+        assert done.model_extra["plan"]["param_sources"]["seed"] == "random"
 
 
 def test_health_and_readiness(service):
@@ -181,3 +212,75 @@ def test_polling_sends_poll_after_header(service):
     client.videos.poll(video.id)
     finished = httpx.get(f"{service.base_url}/v1/videos/{video.id}")
     assert "openai-poll-after-ms" not in finished.headers
+
+
+def wait_for(predicate, timeout_s: float = 120, interval_s: float = 0.05):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise TimeoutError("condition not met in time")
+
+
+def test_delete_of_running_job_cancels_its_generation(service):
+    client = service.client()
+    video = small_job(client, num_inference_steps=50, num_frames=16)
+    wait_for(lambda: client.videos.retrieve(video.id).progress > 0)
+    assert client.videos.delete(video.id).deleted
+    cancelled = client.videos.retrieve(video.id)
+    assert cancelled.status == "failed" and cancelled.error.code == "cancelled"
+    frozen = cancelled.progress
+    time.sleep(1.5)
+    assert client.videos.retrieve(video.id).progress == frozen  # the GPU work stopped
+    assert not service.artifacts.video_path(video.id).exists()
+    # The replica is free again, and a second DELETE removes the cancelled job.
+    assert client.videos.poll(small_job(client).id).status == "completed"
+    client.videos.delete(video.id)
+    with pytest.raises(openai.NotFoundError):
+        client.videos.retrieve(video.id)
+
+
+def test_session_reuses_its_last_picture_and_records_turns(service):
+    from serve_app.jobs import SessionTurn
+
+    client = service.client()
+    session = f"s-{time.monotonic_ns()}"
+    first = client.videos.poll(small_job(client, image="cat.jpg", session_id=session).id)
+    follow_up = client.videos.create(
+        prompt="让它动起来",
+        size="64x64",
+        extra_body={"session_id": session, "num_frames": 4, "num_inference_steps": 1},
+    )
+    follow_up = client.videos.poll(follow_up.id)
+    assert follow_up.status == "completed", follow_up.error
+    rows = {r.id: r for r in (service.jobs.get(first.id), service.jobs.get(follow_up.id))}
+    assert rows[first.id].image_sha256 == rows[follow_up.id].image_sha256
+    assert follow_up.model_extra["category"] == first.model_extra["category"]
+    assert any(
+        t["stage"] == "picture" and t["decision"] == "session"
+        for t in follow_up.model_extra["trace"]
+    )
+    with service.jobs._session() as db:
+        turns = db.query(SessionTurn).filter_by(session_id=session).order_by(SessionTurn.seq).all()
+    assert [(t.role, t.video_id) for t in turns] == [
+        ("user", None),
+        ("assistant", first.id),
+        ("user", None),
+        ("assistant", follow_up.id),
+    ]
+    assert turns[2].text == "让它动起来"
+    assert turns[3].prompt == follow_up.model_extra["plan"]["prompt"]
+
+
+def test_follow_up_without_picture_or_session_is_400(service):
+    before = service.snapshot()
+    response = httpx.post(
+        f"{service.base_url}/v1/videos",
+        data={"prompt": "让它动起来", "session_id": "never-seen"},
+        files={},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "input_reference"
+    assert service.snapshot() == before

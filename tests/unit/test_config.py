@@ -17,7 +17,8 @@ def test_tiny_profile_loads_with_deployment_options():
     assert (serve_file.host, serve_file.port) == ("127.0.0.1", 8000)
     app = serve_file.app
     assert set(app.deployments) == {"Ingress", "Classifier", "Router", "Generator"}
-    assert app.deployments["Generator"]["max_ongoing_requests"] == 1
+    # The generator takes as many jobs at once as it may batch.
+    assert app.deployments["Generator"]["max_ongoing_requests"] == app.generator.max_batch_size
     # Local paths are made absolute so replicas in other working directories find them.
     assert app.generator.model == str(ROOT / "models" / "tiny" / "generator")
     assert app.classifier.model == "local-dir:" + str(ROOT / "models" / "tiny" / "classifier")
@@ -38,7 +39,9 @@ def test_cluster_profile_loads_with_gpu_fractions_and_queue_autoscaling():
 def test_rayservice_embeds_the_cluster_serve_config():
     rayservice = yaml.safe_load((ROOT / "cluster" / "rayservice.yaml").read_text())
     embedded = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
-    assert embedded == yaml.safe_load(CLUSTER_CONFIG.read_text())
+    assert embedded == yaml.safe_load(CLUSTER_CONFIG.read_text()), (
+        "run scripts/render_rayservice.py after editing cluster/serve_config.yaml"
+    )
 
 
 def test_environment_overrides_the_stores(monkeypatch, tmp_path):

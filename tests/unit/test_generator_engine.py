@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from diffusers.models.attention_processor import AttnProcessor2_0
 from open_clip.tokenizer import SimpleTokenizer
 from PIL import Image
 from pydantic import ValidationError
@@ -80,6 +81,37 @@ def test_config_rejects_unknown_fields() -> None:
         GeneratorConfig(model="x", steps=3)
 
 
+def test_attention_is_pytorch_sdpa(engine: GeneratorEngine) -> None:
+    for model in (engine.pipe.unet, engine.pipe.vae):
+        processors = model.attn_processors.values()
+        assert processors and all(isinstance(p, AttnProcessor2_0) for p in processors)
+    for encoder in (engine.pipe.text_encoder, engine.pipe.image_encoder):
+        assert encoder.config._attn_implementation == "sdpa"
+
+
+def test_memory_stats_are_empty_on_cpu(engine: GeneratorEngine) -> None:
+    assert engine.memory_stats() == {}
+    engine.reset_peak_memory()
+    engine.release_memory()
+
+
+def test_memory_options_load_and_run_on_cpu(tiny_dir: pathlib.Path) -> None:
+    # memory_fraction is ignored on cpu; VAE slicing and tiling are switched on the VAE itself
+    # (the I2VGen-XL pipeline has no enable_vae_slicing).
+    config = GeneratorConfig(
+        model=str(tiny_dir), device="cpu", memory_fraction=0.5, vae_slicing=True, vae_tiling=True
+    )
+    engine = GeneratorEngine(config)
+    assert engine.pipe.vae.use_slicing and engine.pipe.vae.use_tiling
+    assert engine.generate(_request(num_frames=2)).shape == (2, 48, 64, 3)
+
+
+@pytest.mark.parametrize("fraction", [0, -0.1, 1.5])
+def test_memory_fraction_must_be_a_share(fraction: float) -> None:
+    with pytest.raises(ValidationError):
+        GeneratorConfig(memory_fraction=fraction)
+
+
 def test_frames_have_requested_shape_and_dtype(engine: GeneratorEngine) -> None:
     request = _request(image=_picture(50, 70, mode="RGBA"), width=72, height=40, num_frames=3)
     frames = engine.generate(request)
@@ -101,7 +133,7 @@ def test_seed_alone_decides_the_frames(engine: GeneratorEngine) -> None:
 
 def test_batched_generators_match_single_runs(engine: GeneratorEngine) -> None:
     # One generator per image, each image latent drawn from its own: batching changes nothing.
-    # (Same-size pictures: upstream crops a list of pictures with the first one's geometry.)
+    # (Pictures of different sizes: test_generator_batching.py.)
     pipe = engine.pipe
     images, prompts = [_picture(seed=1), _picture(seed=2)], ["a cat turns", "rain falls"]
     common = dict(width=48, height=32, num_frames=3, num_inference_steps=2, output_type="np")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serve_app.jobs import Job, JobStore, new_job_id
+from serve_app.jobs import Base, Job, JobStore, new_job_id
 
 
 def make_job(**overrides) -> Job:
@@ -37,10 +37,18 @@ def make_job(**overrides) -> Job:
     return Job(**values)
 
 
-@pytest.fixture
-def store(tmp_path):
-    jobs = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The same tests on a SQLite file and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").url
+    jobs = JobStore(url)
     yield jobs
+    with jobs.engine.begin() as connection:  # PostgreSQL is shared by the session: empty it
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
     jobs.close()
 
 
@@ -106,3 +114,21 @@ def test_delete_and_image_use(store):
     assert not store.image_in_use(job.image_sha256)
     assert store.delete(job.id) is None
     assert not store.is_active(job.id)
+
+
+def test_concurrent_finishers_race_and_exactly_one_wins(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    job = store.create(make_job())
+    store.start(job.id)
+    attempts = [
+        (lambda: store.complete(job.id, {"generate": 1.0}, []))
+        if i % 2
+        else (lambda i=i: store.fail(job.id, f"code_{i}", "lost the race"))
+        for i in range(8)
+    ]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda attempt: attempt(), attempts))
+    assert results.count(True) == 1
+    final = store.get(job.id)
+    assert final.status in ("completed", "failed")

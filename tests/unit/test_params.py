@@ -102,3 +102,24 @@ def test_random_seed_is_recorded_as_random():
 def test_extreme_aspect_ratio_stays_within_limits():
     params, _ = resolve(image=(5000, 100))
     assert CONFIG.limits.min_side <= params.height <= params.width <= CONFIG.limits.max_side
+
+
+def test_previous_video_settings_carry_over_below_plan_and_user():
+    previous, _ = resolve(user=UserParams(size=(320, 192), num_frames=12, fps=10, seed=5))
+    params, sources = resolve_params(
+        CONFIG,
+        "person",
+        (800, 600),
+        UserParams(num_inference_steps=9),
+        {"fps": 6},
+        previous=previous,
+    )
+    assert (params.width, params.height, params.num_frames, params.seed) == (320, 192, 12, 5)
+    assert params.fps == 6 and sources["fps"] == "plan"
+    assert params.num_inference_steps == 9 and sources["num_inference_steps"] == "user"
+    assert sources["width"] == sources["seed"] == sources["num_frames"] == "previous"
+
+
+def test_plan_cannot_override_size_or_seed():
+    params, sources = resolve(user=UserParams(seed=1), overrides={"seed": 99, "width": 1024})
+    assert params.seed == 1 and sources["width"] == "table"

@@ -1,0 +1,1 @@
+"""Test helpers that build real things shared by several test files (a scripted OpenAI server)."""
