@@ -8,7 +8,7 @@ REDIS_PORT ?= 6399
 export REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 REDIS_DIR := var/redis
 
-.PHONY: install models system-deps redis-start redis-stop demo serve test lint format bench clean
+.PHONY: install models system-deps system-deps-test redis-start redis-stop demo serve test lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -26,12 +26,10 @@ models/tiny/%/.complete: | install
 
 # Servers come from Debian's packages when missing (prometheus brings promtool).
 system-deps:
-	@command -v redis-server >/dev/null || { \
-	  command -v apt-get >/dev/null || { echo "redis-server is missing and apt-get is not here" >&2; exit 1; }; \
-	  apt-get update -q && apt-get install -y -q redis-server; }
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
-	  command -v apt-get >/dev/null || { echo "prometheus is missing and apt-get is not here" >&2; exit 1; }; \
-	  apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; }
+	@scripts/system_deps.sh
+
+system-deps-test:
+	@scripts/system_deps.sh --test
 
 redis-start: system-deps
 	@mkdir -p $(REDIS_DIR)
@@ -52,8 +50,8 @@ demo: install models redis-start
 serve: install models redis-start
 	@trap '$(MAKE) --no-print-directory redis-stop' EXIT; $(PY) scripts/serve.py --config $(CONFIG)
 
-test: install models system-deps
-	$(PY) -m pytest -q -p no:cacheprovider
+test: install models system-deps-test
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests/unit tests/integration tests/e2e
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -3,10 +3,12 @@ route parses, calls `VideoService`, and maps errors; the logic lives in `serving
 
 import asyncio
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Literal
 
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
@@ -30,6 +32,9 @@ app = FastAPI(
     version="0.1.0",
 )
 install_error_handlers(app)
+# The web page: plain files, no build step; it only calls the public HTTP API.
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 _FORM_FIELDS = (
     "prompt",
@@ -117,8 +122,25 @@ class Ingress:
         after: str | None = None,
         limit: int = Query(default=20, ge=1, le=100),
         order: Literal["asc", "desc"] = "desc",
+        session_id: str | None = None,
+        status: str | None = None,
+        category: str | None = None,
+        q: str | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
     ) -> VideoList:
-        return self.service.list(after, limit, order)
+        """OpenAI's paging plus extension filters for searching past results."""
+        return self.service.list(
+            after,
+            limit,
+            order,
+            session_id=session_id,
+            status=status,
+            category=category,
+            q=q,
+            created_after=created_after,
+            created_before=created_before,
+        )
 
     @app.get("/v1/videos/{video_id}", response_model=Video)
     def retrieve_video(self, video_id: str) -> JSONResponse:
@@ -165,6 +187,12 @@ class Ingress:
             "session_id": session_id,
             "data": self.service.messages(session_id),
         }
+
+    # --- web page ----------------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    def index(self) -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     # --- health ------------------------------------------------------------------------------
 

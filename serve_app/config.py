@@ -45,6 +45,12 @@ class QueueConfig(BaseModel):
     visibility_timeout_s: int = Field(
         default=900, gt=0, description="an unacknowledged task is delivered again after this"
     )
+    restore_interval_s: int = Field(
+        default=10,
+        gt=0,
+        description="how often consumers look for unacknowledged tasks past the visibility "
+        "timeout (kombu's default sweep is every 10th 10 s tick: up to 100 s late)",
+    )
 
     def task_processor_config(self) -> TaskProcessorConfig:
         return TaskProcessorConfig(
@@ -52,7 +58,11 @@ class QueueConfig(BaseModel):
             adapter_config=CeleryAdapterConfig(
                 broker_url=self.redis_url,
                 backend_url=self.redis_url,
-                broker_transport_options={"visibility_timeout": self.visibility_timeout_s},
+                broker_transport_options={
+                    "visibility_timeout": self.visibility_timeout_s,
+                    "unacked_restore_interval": self.restore_interval_s,
+                    "unacked_restore_throttle": 1,
+                },
                 # A replica takes only the tasks it can start now, so the queue length (what
                 # autoscaling reads) stays honest and idle replicas get the waiting work.
                 app_custom_config={"worker_prefetch_multiplier": 1},

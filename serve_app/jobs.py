@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
     JSON,
     Float,
@@ -20,10 +23,13 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
+    or_,
     select,
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from serve_app.protocol import TERMINAL_STATUSES, VideoStatus
@@ -59,7 +65,7 @@ class Job(Base):
     image_name: Mapped[str] = mapped_column(String(128))
     cache_key: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
-    category: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(32), index=True)
     category_scores: Mapped[dict] = mapped_column(JSON)
     params: Mapped[dict] = mapped_column(JSON)
     plan: Mapped[dict] = mapped_column(JSON)
@@ -90,6 +96,32 @@ class SessionTurn(Base):
     video_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def migrate(engine: Engine, attempts: int = 3) -> None:
+    """Create or upgrade the schema to the newest Alembic revision. Replicas starting together
+    take turns (an advisory lock on PostgreSQL; a retry where SQLite lost a race)."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    tables = set(inspect(engine).get_table_names())
+    if "jobs" in tables and "alembic_version" not in tables:
+        raise RuntimeError(
+            f"the job database {engine.url!r} was created before schema migrations existed; "
+            "move it aside (or delete it) and start again"
+        )
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as connection:
+                config.attributes["connection"] = connection
+                alembic_command.upgrade(config, "head")
+            return
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 def new_job_id() -> str:
     return f"video_{uuid.uuid4().hex}"
 
@@ -116,7 +148,7 @@ class JobStore:
     def __init__(self, url: str, create_schema: bool = True):
         self.engine = make_engine(url)
         if create_schema:
-            Base.metadata.create_all(self.engine)
+            migrate(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -129,9 +161,22 @@ class JobStore:
             return session.scalar(select(Job).where(Job.id == job_id))
 
     def list(
-        self, after: str | None, limit: int, order: Literal["asc", "desc"]
+        self,
+        after: str | None,
+        limit: int,
+        order: Literal["asc", "desc"],
+        *,
+        session_id: str | None = None,
+        status: str | None = None,
+        category: str | None = None,
+        words: Sequence[str] = (),
+        created_after: float | None = None,
+        created_before: float | None = None,
     ) -> tuple[list[Job], bool] | None:
-        """A page of jobs and whether more follow; None when `after` names no job."""
+        """A page of jobs and whether more follow; None when `after` names no job. Filters
+        combine with AND: each of `words` must occur in the instruction or the English prompt
+        (a substring, case-insensitive for ASCII); `created_after`/`created_before` bound
+        `created_at` inclusively."""
         with self._session() as session:
             query = select(Job)
             if after is not None:
@@ -139,6 +184,23 @@ class JobStore:
                 if anchor is None:
                     return None
                 query = query.where(Job.seq > anchor if order == "asc" else Job.seq < anchor)
+            if session_id is not None:
+                query = query.where(Job.session_id == session_id)
+            if status is not None:
+                query = query.where(Job.status == status)
+            if category is not None:
+                query = query.where(Job.category == category)
+            if created_after is not None:
+                query = query.where(Job.created_at >= created_after)
+            if created_before is not None:
+                query = query.where(Job.created_at <= created_before)
+            for word in words:
+                query = query.where(
+                    or_(
+                        Job.instruction.icontains(word, autoescape=True),
+                        Job.prompt.icontains(word, autoescape=True),
+                    )
+                )
             query = query.order_by(Job.seq.asc() if order == "asc" else Job.seq.desc())
             rows = list(session.scalars(query.limit(limit + 1)))
             return rows[:limit], len(rows) > limit

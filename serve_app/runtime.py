@@ -16,7 +16,7 @@ from serve_app.config import ServeFile
 def start(serve_file: ServeFile, num_cpus: int | None = None, ready_timeout_s: float = 300) -> str:
     """Starts Ray (if needed) and the application; returns the base URL once /readyz says so."""
     if not ray.is_initialized():
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": serve_file.host, "port": serve_file.port})
     serve.run(
         build_app(serve_file.app),

@@ -9,10 +9,11 @@ import binascii
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -26,12 +27,20 @@ from serve_app.config import AppConfig
 from serve_app.errors import APIError, invalid, not_found
 from serve_app.images import ValidatedImage, validate_image
 from serve_app.jobs import Job, JobStore, new_job_id
-from serve_app.protocol import ChatReply, Video, VideoDeleted, VideoError, VideoList
+from serve_app.protocol import (
+    ChatReply,
+    Video,
+    VideoDeleted,
+    VideoError,
+    VideoList,
+    VideoStatus,
+)
 from serve_app.sessions import SessionStore, is_affirmative
 
 logger = logging.getLogger("ray.serve")
 
 _DEADLINE_GRACE_S = 30.0
+MAX_QUERY_CHARS = 200  # the search words of GET /v1/videos?q=
 
 Classify = Callable[[bytes], Awaitable[Classification]]
 PlanFn = Callable[[PlanRequest], Awaitable[Plan]]
@@ -350,10 +359,13 @@ class VideoService:
         """A job counts as accepted only once its task is in the queue; if the queue refuses it,
         the row and any picture only it used are removed again. An identical seeded request
         that already completed is answered from the result cache without queueing."""
-        self.artifacts.put_image(image.name, image.data)
         try:
-            if job.cache_key is not None and self._complete_from_cache(job):
+            if job.cache_key is not None and self._complete_from_cache(job, image):
                 return job
+            # Checked again here: requests admitted together may have filled the backlog
+            # while they were classified and planned.
+            self._admit()
+            self.artifacts.put_image(image.name, image.data)
             self.jobs.create(job)
         except IntegrityError:
             earlier = self.jobs.find_by_idempotency_key(job.idempotency_key or "")
@@ -375,10 +387,11 @@ class VideoService:
             ) from exc
         return job
 
-    def _complete_from_cache(self, job: Job) -> bool:
+    def _complete_from_cache(self, job: Job, image: ValidatedImage) -> bool:
         source = self.jobs.find_cached(job.cache_key)
         if source is None or not self.artifacts.copy_outputs(source.id, job.id):
             return False
+        self.artifacts.put_image(image.name, image.data)
         job.timings = {**job.timings, "total": 0.0}
         job.trace = [
             *job.trace,
@@ -544,14 +557,49 @@ class VideoService:
             logger.warning("job expired", extra={"job_id": job.id, "session_id": job.session_id})
         return self.jobs.get(job.id) or job
 
-    def list(self, after: str | None, limit: int, order: Literal["asc", "desc"]) -> VideoList:
-        page = self.jobs.list(after, limit, order)
+    def list(
+        self,
+        after: str | None,
+        limit: int,
+        order: Literal["asc", "desc"],
+        *,
+        session_id: str | None = None,
+        status: str | None = None,
+        category: str | None = None,
+        q: str | None = None,
+        created_after: str | float | None = None,
+        created_before: str | float | None = None,
+    ) -> VideoList:
+        """A page of videos. The extension filters (all must hold) search past results: `q`'s
+        space-separated words must each occur in the instruction or the English prompt; the
+        times are unix seconds, inclusive. `after` pages through the filtered list."""
+        status = _check_status(status)
+        earliest = _timestamp(created_after, "created_after")
+        latest = _timestamp(created_before, "created_before")
+        if earliest is not None and latest is not None and earliest > latest:
+            raise invalid(
+                f"created_after ({created_after}) is later than created_before ({created_before}).",
+                "created_after",
+            )
+        page = self.jobs.list(
+            after,
+            limit,
+            order,
+            session_id=self._check_session_id(session_id),
+            status=status,
+            category=self._check_category(category),
+            words=_query_words(q),
+            created_after=earliest,
+            created_before=latest,
+        )
         if page is None:
             raise invalid(
                 f"No video found with id '{after}' to list after.", "after", "video_not_found"
             )
         rows, has_more = page
-        data = [self.video(self._expire_if_overdue(job)) for job in rows]
+        jobs = [self._expire_if_overdue(job) for job in rows]
+        # An overdue job failed just now no longer matches a status filter.
+        data = [self.video(job) for job in jobs if status is None or job.status == status]
         return VideoList(
             data=data,
             first_id=data[0].id if data else None,
@@ -670,6 +718,42 @@ def _size(raw: str | None) -> tuple[int, int] | None:
     if not (1 <= width <= 8192 and 1 <= height <= 8192):
         raise invalid(f"size must be between 1x1 and 8192x8192, got '{raw}'.", "size")
     return width, height
+
+
+def _check_status(status: str | None) -> str | None:
+    if status is None or status == "":
+        return None
+    statuses = get_args(VideoStatus)
+    if status not in statuses:
+        raise invalid(f"Unknown status '{status}'; use one of {', '.join(statuses)}.", "status")
+    return status
+
+
+def _timestamp(raw: str | float | None, name: str) -> float | None:
+    """Unix seconds from a query parameter: a non-negative number."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise invalid(f"{name} must be unix seconds (a number), got '{raw}'.", name) from None
+    if not math.isfinite(value) or value < 0:
+        raise invalid(f"{name} must be non-negative unix seconds, got '{raw}'.", name)
+    return value
+
+
+def _query_words(q: str | None) -> list[str]:
+    """The words of a search: split on any whitespace, so Chinese (which has no spaces) is
+    one substring and "cup 旋转" is two that must both match."""
+    if q is None:
+        return []
+    if len(q) > MAX_QUERY_CHARS:
+        raise invalid(
+            f"q is {len(q)} characters; the limit is {MAX_QUERY_CHARS}.",
+            "q",
+            "string_above_max_length",
+        )
+    return q.split()
 
 
 def _data_url_bytes(url: str) -> bytes:

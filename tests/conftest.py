@@ -144,7 +144,11 @@ def service(tiny_models, redis_server, tmp_path_factory):
     serve_file = serve_file.model_copy(update={"app": app, "port": free_port()})
     metrics_port = free_port()
     ray.init(
-        num_cpus=2, include_dashboard=False, log_to_driver=False, _metrics_export_port=metrics_port
+        address="local",  # a new instance even when another Ray cluster runs here
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _metrics_export_port=metrics_port,
     )
     base_url = runtime.start(serve_file)
     jobs = JobStore(app.stores.database_url)

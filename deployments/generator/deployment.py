@@ -54,6 +54,7 @@ class Generator:
             self.jobs,
             ArtifactStore(config.stores.artifact_dir),
             config.timeouts.job_deadline_s,
+            max_attempts=config.queue.max_retries + 1,
         )
         metrics.watch_gpu_memory("Generator", engine)
 

@@ -67,7 +67,9 @@ class JobRunner:
         jobs: JobStore,
         artifacts: ArtifactStore,
         deadline_s: float,
+        max_attempts: int = 4,
     ):
+        self.max_attempts = max_attempts
         self.generation = generation
         self.engine = generation.engine
         self.jobs = jobs
@@ -84,6 +86,12 @@ class JobRunner:
         logger.info("job started", extra={**log_extra, "attempt": job.attempts})
         metrics.job_started(job.attempts)
         started = time.time()
+        if job.attempts > self.max_attempts:
+            message = (
+                f"The job was delivered {job.attempts} times without finishing "
+                f"(its replica or node kept failing); giving up."
+            )
+            return self._fail(job_id, "retries_exhausted", message, {}, started, log_extra)
         deadline = time.monotonic() + max(0.0, job.created_at + self.deadline_s - started)
         timings = {"queue_wait": started - job.created_at}
         if time.monotonic() >= deadline:
@@ -135,8 +143,11 @@ class JobRunner:
             "num_frames": ran.num_frames,
         }
         if not self.jobs.complete(job_id, timings, trace, params=params):
-            # Cancelled while encoding: leave nothing behind.
-            self.artifacts.delete_outputs(job_id)
+            final = self.jobs.get(job_id)
+            if final is None or final.status != "completed":
+                # Cancelled (or expired) while encoding: leave nothing behind.
+                self.artifacts.delete_outputs(job_id)
+            # else a redelivered copy of this task finished first; its files are the video.
             return "skipped"
         logger.info("job completed", extra={**log_extra, "timings": timings})
         metrics.job_finished("completed", None, timings, trace)
@@ -159,11 +170,18 @@ class JobRunner:
 
     def _fail(self, job_id, code, message, timings, started, log_extra, detail=None) -> str:
         timings["total"] = time.time() - started + timings.get("queue_wait", 0.0)
-        self.artifacts.delete_outputs(job_id)
         trace = [
             {"stage": "generate", "decision": "failed", "detail": {"code": code, **(detail or {})}}
         ]
         if self.jobs.fail(job_id, code, message, timings, trace):
             metrics.job_finished("failed", code, timings, trace)
+        else:
+            final = self.jobs.get(job_id)
+            if final is not None and final.status == "completed":
+                # A redelivered copy of this task completed the job while this run went on (this
+                # run stops at its next step): the job keeps the winner's files.
+                logger.info("job completed by another delivery", extra=log_extra)
+                return "skipped"
+        self.artifacts.delete_outputs(job_id)
         logger.warning("job failed", extra={**log_extra, "code": code, "error": message})
         return "failed"
