@@ -62,6 +62,10 @@ class QueueConfig(BaseModel):
                     "visibility_timeout": self.visibility_timeout_s,
                     "unacked_restore_interval": self.restore_interval_s,
                     "unacked_restore_throttle": 1,
+                    # A consumer killed during a sweep keeps kombu's restore lock until it
+                    # expires (default 300 s), holding back every overdue task. Restores are
+                    # transactions (no double restore), so a short lock is safe.
+                    "unacked_mutex_expire": max(10, 3 * self.restore_interval_s),
                 },
                 # A replica takes only the tasks it can start now, so the queue length (what
                 # autoscaling reads) stays honest and idle replicas get the waiting work.

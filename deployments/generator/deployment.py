@@ -5,6 +5,7 @@ whose replica dies is delivered again."""
 from __future__ import annotations
 
 import logging
+import threading
 
 from PIL import Image
 from ray.serve.task_consumer import task_consumer, task_handler
@@ -35,6 +36,8 @@ class Generator:
     def __init__(self, config: AppConfig):
         logs.keep_job_ids()
         self.config = config
+        self._in_flight = 0
+        self._in_flight_changed = threading.Condition()
         self.jobs = JobStore(config.stores.database_url)
         self.load_error: str | None = None
         self.runner: JobRunner | None = None
@@ -80,9 +83,32 @@ class Generator:
 
     @task_handler(name=TASK_NAME)
     def generate_video(self, job_id: str) -> str:
-        if self.runner is not None:
-            return self.runner.run(job_id)
-        return self._refuse(job_id)
+        with self._in_flight_changed:
+            self._in_flight += 1
+        try:
+            if self.runner is not None:
+                return self.runner.run(job_id)
+            return self._refuse(job_id)
+        finally:
+            with self._in_flight_changed:
+                self._in_flight -= 1
+                self._in_flight_changed.notify_all()
+
+    def __del__(self):
+        """Serve stops this replica (scale-down, redeploy): Ray's task-consumer wrapper has told
+        the Celery worker to take no more tasks, but waits only 10 s for the running ones before
+        the replica exits and its jobs die (to come back after the visibility timeout). Wait for
+        them to end; no job runs past its deadline, and Serve kills the replica anyway after the
+        deployment's graceful_shutdown_timeout_s, which should exceed the longest job."""
+        in_flight_changed = getattr(self, "_in_flight_changed", None)
+        if in_flight_changed is None:
+            return
+        with in_flight_changed:
+            if self._in_flight:
+                logger.info("waiting for %d running jobs before stopping", self._in_flight)
+            in_flight_changed.wait_for(
+                lambda: self._in_flight == 0, timeout=self.config.timeouts.job_deadline_s
+            )
 
     def _refuse(self, job_id: str) -> str:
         """Count the delivery; give the task back to the queue, or fail the job once every

@@ -30,7 +30,7 @@ def test_cluster_profile_loads_with_gpu_fractions_and_queue_autoscaling():
     generator = app.deployments["Generator"]
     assert generator["ray_actor_options"]["num_gpus"] == 0.5
     policy = generator["autoscaling_config"]["policy"]
-    assert policy["policy_function"].endswith(":AsyncInferenceAutoscalingPolicy")
+    assert policy["policy_function"] == "deployments.generator.autoscaling:GeneratorQueuePolicy"
     assert policy["policy_kwargs"]["queue_name"] == app.queue.queue_name
     assert app.generator.model == "ali-vilab/i2vgen-xl"  # a hub id stays a hub id
     assert app.router.categories["person"].num_inference_steps == 60
