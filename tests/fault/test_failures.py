@@ -47,11 +47,16 @@ def test_gpu_node_removed_mid_jobs(fault_cluster):
     assert len(on_victim) == 2
     try:
         fc.remove_gpu_node(victim)  # raylet and every worker on it killed at once
-        rows = fc.wait_until_final(ids, timeout_s=150)
+
         # Meanwhile only the surviving GPU can hold generators: two half-GPU replicas at most.
-        survivors = fc.replicas()
-        assert {r.node_id for r in survivors} <= fc.gpu_node_ids()
+        def only_survivors():
+            replicas = fc.replicas()
+            return replicas if all(r.node_id != victim.node_id for r in replicas) else None
+
+        survivors = wait_for("the dead node's replicas to be gone", only_survivors, timeout_s=60)
+        assert {r.node_id for r in survivors} == fc.gpu_node_ids()
         assert len(survivors) <= 2
+        rows = fc.wait_until_final(ids, timeout_s=150)
     finally:
         fc.add_gpu_node()  # back to two GPUs for the tests that follow
         fc.cluster.wait_for_nodes(timeout=60)
@@ -75,6 +80,7 @@ def test_redis_restarted_with_tasks_queued(fault_cluster):
     fc.redis.start()  # same port, same data directory
     survived = fc.queue_length()
     print(f"\nwaiting before the restart: {waiting}, after: {survived}")
+    assert survived > 0  # the queued tasks came back from the append-only file
 
     rows = fc.wait_until_final(ids, timeout_s=150)
     fc.assert_each_ended_once(ids)
