@@ -19,7 +19,10 @@ import contextlib
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +31,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import EXAMPLES, TINY_CONFIG, RedisServer, free_port
+from tests.conftest import EXAMPLES, ROOT, TINY_CONFIG, RedisServer, free_port
 
 FAULT_DIR = Path(__file__).resolve().parent
 APP_NAME = "i2v"
@@ -115,12 +118,15 @@ class FaultCluster:
             "seed": str(seed),
             "category": "still_life",
         }
+        # Retried with one Idempotency-Key: a retry never makes a second job.
+        headers = {"Idempotency-Key": f"fault-{uuid.uuid4().hex}"}
         last = None
         for _ in range(retries):
             try:
                 response = httpx.post(
                     f"{self.base_url}/v1/videos",
                     data=data,
+                    headers=headers,
                     files={"input_reference": ("cup.jpg", CUP, "image/jpeg")},
                     timeout=30,
                 )
@@ -244,6 +250,9 @@ class FaultCluster:
         assert len(set(ids)) == len(ids)
         counts = self.id_counts(ids)
         assert counts == {job_id: 1 for job_id in ids}, "a job row is missing or duplicated"
+        with sqlite3.connect(self.db_path, timeout=30) as db:
+            [(total,)] = db.execute("SELECT COUNT(*) FROM jobs").fetchall()
+        assert total == len(set(self.accepted)), "a job row nobody was told about"
         rows = self.rows(ids)
         for job_id, row in rows.items():
             if row["status"] == "failed":
@@ -317,6 +326,17 @@ class FaultCluster:
     def remove_gpu_node(self, node) -> None:
         self.gpu_nodes.remove(node)
         self.cluster.remove_node(node, allow_graceful=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> Path:
+    """The tiny weights, built by the repo's script only when missing (`make test` builds them
+    first): spares this process the script's 7 s of imports."""
+    target = ROOT / "models" / "tiny"
+    if not all((target / part / ".complete").exists() for part in ("generator", "classifier")):
+        script = ROOT / "scripts" / "build_tiny_models.py"
+        subprocess.run([sys.executable, str(script), str(target)], check=True)
+    return target
 
 
 def kill(pid: int) -> None:
