@@ -489,17 +489,19 @@ function historyQuery() {
 
 async function loadHistory(fresh) {
   const token = ++state.historyToken; // only the latest request fills the list
+  const list = $("#history");
+  list.setAttribute("aria-busy", "true");
   const params = historyQuery();
   if (!fresh && state.historyAfter) params.set("after", state.historyAfter);
   let page;
   try {
     ({ body: page } = await api(`/v1/videos?${params}`));
   } catch (error) {
+    if (token === state.historyToken) list.setAttribute("aria-busy", "false");
     showAlert(error);
     return;
   }
   if (token !== state.historyToken) return;
-  const list = $("#history");
   if (fresh) list.replaceChildren();
   for (const video of page.data) list.append(historyItem(video));
   if (fresh && page.data.length === 0) {
@@ -511,6 +513,7 @@ async function loadHistory(fresh) {
   }
   state.historyAfter = page.last_id;
   $("#history-more").hidden = !page.has_more;
+  list.setAttribute("aria-busy", "false");
 }
 
 function historyItem(video) {

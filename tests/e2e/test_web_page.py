@@ -139,16 +139,22 @@ def test_upload_plan_progress_and_playable_video(page, service):
     page.wait_for_selector(f"#history li[data-video-id='{video_id}']")
     page.fill("#history-q", "杯子 ROTATING")
     page.select_option("#history-status", "completed")
-    page.click("#history-search")
+    search_history(page)
     page.wait_for_selector(f"#history li[data-video-id='{video_id}'] img")
     page.fill("#history-q", "no such words anywhere")
-    page.click("#history-search")
+    search_history(page)
     page.wait_for_selector("#history li.empty")
     page.fill("#history-q", "")
     page.select_option("#history-status", "")
-    page.click("#history-search")
+    search_history(page)
     page.wait_for_selector(f"#history li[data-video-id='{video_id}']")
     screenshot(page, "web_page_video.png")
+
+
+def search_history(page):
+    """Run the history search and wait for its own answer, not a list loaded before it."""
+    page.click("#history-search")
+    page.wait_for_selector("#history[aria-busy='false']", state="attached")
 
 
 def test_clarify_conversation_then_a_slower_remix(page, service):
@@ -184,7 +190,7 @@ def test_clarify_conversation_then_a_slower_remix(page, service):
 
     # This session's history holds both videos.
     page.check("#history-session")
-    page.click("#history-search")
+    search_history(page)
     page.wait_for_selector(f"#history li[data-video-id='{remix_id}']")
     assert page.locator("#history li").count() == 2
     screenshot(page, "web_page_conversation.png")
