@@ -50,8 +50,11 @@ demo: install models redis-start
 serve: install models redis-start
 	@trap '$(MAKE) --no-print-directory redis-stop' EXIT; $(PY) scripts/serve.py --config $(CONFIG)
 
+# The fault tests (a multi-node Ray cluster of their own: kills, restarts, autoscaling) run in a
+# second pytest process: one Ray driver per process.
 test: install models system-deps-test
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests/unit tests/integration tests/e2e
+	$(PY) -m pytest -q -p no:cacheprovider --durations=10 tests/fault
 
 lint: install
 	$(VENV)/bin/ruff check .

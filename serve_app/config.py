@@ -43,7 +43,11 @@ class QueueConfig(BaseModel):
     unprocessable_queue_name: str = "i2v_generate_unprocessable"
     max_retries: int = Field(default=3, ge=0)
     visibility_timeout_s: int = Field(
-        default=900, gt=0, description="an unacknowledged task is delivered again after this"
+        default=120,
+        gt=0,
+        description="a task unacknowledged for this long is delivered again: the task of a "
+        "dead replica. Live replicas renew their running tasks' leases every third of it, so "
+        "it need not exceed the longest job, but it should be well under the job deadline",
     )
     restore_interval_s: int = Field(
         default=10,

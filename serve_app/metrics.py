@@ -361,12 +361,13 @@ def _entry(entry: Any) -> tuple[str, str, Mapping[str, Any]]:
 
 
 def gpu_memory_stats() -> dict[str, int]:
-    """torch.cuda's view of this process and NVML's of the device; empty without CUDA."""
+    """torch.cuda's view of this process and NVML's of the device; empty without CUDA, and in a
+    process that never used CUDA (a replica on the CPU of a GPU node must not open a context)."""
     try:
         import torch
     except ImportError:
         return {}
-    if not torch.cuda.is_available():
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
         return {}
     device = torch.cuda.current_device()
     stats = {

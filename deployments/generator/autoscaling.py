@@ -5,8 +5,8 @@ Ray's `AsyncInferenceAutoscalingPolicy` counts only the messages waiting in the 
 (`LLEN`). A task a replica has taken is no longer in that list: kombu keeps it in its `unacked`
 hash until the handler returns (acks late). So once every waiting task has been taken, Ray's policy
 sees no work, asks for `min_replicas` while every replica is busy, and after `downscale_delay_s`
-Serve stops busy replicas: their jobs are cut off and only come back after the visibility timeout
-(15 minutes in production), each time costing one of the job's attempts. Near capacity it
+Serve stops busy replicas: their jobs are cut off and only come back after the visibility timeout,
+each time costing one of the job's attempts. Near capacity it
 oscillates.
 
 This policy has the same interface and `policy_kwargs` (a class-based Serve policy:

@@ -1,6 +1,7 @@
 """Ray Serve wrapper of the generator: a task consumer of the generation queue (Ray Serve
 asynchronous inference, Celery on Redis). Tasks are acknowledged only when they end, so a task
-whose replica dies is delivered again."""
+whose replica dies is delivered again; a replica renews the lease of the tasks it runs, so a
+live one never loses its task to another (`leases.py`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ray.serve.task_consumer import task_consumer, task_handler
 
 from deployments.generator.engine import GenerationRequest, GeneratorEngine
 from deployments.generator.generation import Generation
+from deployments.generator.leases import TaskLeases, current_task_id
 from deployments.generator.worker import JobRunner
 from serve_app import logs, metrics
 from serve_app.artifacts import ArtifactStore
@@ -39,6 +41,7 @@ class Generator:
         self._in_flight = 0
         self._in_flight_changed = threading.Condition()
         self.jobs = JobStore(config.stores.database_url)
+        self.leases = TaskLeases(config.queue.redis_url, config.queue.visibility_timeout_s)
         self.load_error: str | None = None
         self.runner: JobRunner | None = None
         try:
@@ -87,7 +90,8 @@ class Generator:
             self._in_flight += 1
         try:
             if self.runner is not None:
-                return self.runner.run(job_id)
+                with self.leases.held(current_task_id()):
+                    return self.runner.run(job_id)
             return self._refuse(job_id)
         finally:
             with self._in_flight_changed:
@@ -109,6 +113,7 @@ class Generator:
             in_flight_changed.wait_for(
                 lambda: self._in_flight == 0, timeout=self.config.timeouts.job_deadline_s
             )
+        self.leases.close()
 
     def _refuse(self, job_id: str) -> str:
         """Count the delivery; give the task back to the queue, or fail the job once every

@@ -41,9 +41,8 @@ CUP = (EXAMPLES / "cup.jpg").read_bytes()
 
 # The knobs the tests rely on, in one place.
 # Jobs are made long with sleeps (no CPU): a job of N steps takes N * SLOW_STEP_S plus a little
-# compute. Two jobs per replica, batched when they have the same shape, so a task waits at most
-# about one job's time between delivery and acknowledgement: well under the visibility timeout,
-# except for the deliberately long job of test_duplicate_delivery.
+# compute. Two jobs per replica, batched when they have the same shape. Live replicas renew their
+# tasks' leases, so only the tasks of killed replicas pass the visibility timeout.
 SLOW_STEP_S = 1.0
 VISIBILITY_TIMEOUT_S = 15  # an unacknowledged task is delivered again after this
 RESTORE_INTERVAL_S = 1  # how often consumers look for such tasks
