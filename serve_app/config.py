@@ -39,7 +39,11 @@ class QueueConfig(BaseModel):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     queue_name: str = "i2v_generate"
-    failed_queue_name: str = "i2v_generate_failed"
+    failed_queue_name: str = Field(
+        default="i2v_generate_failed",
+        description="dead-letter queue: the tasks of jobs that failed because no replica could "
+        "finish them (attempts exhausted, no healthy replica)",
+    )
     unprocessable_queue_name: str = "i2v_generate_unprocessable"
     max_retries: int = Field(default=3, ge=0)
     visibility_timeout_s: int = Field(

@@ -30,6 +30,15 @@ class ReplicaUnavailable(RuntimeError):
     the queue (Celery retries it with backoff) for a healthy replica to take."""
 
 
+class JobAbandoned(RuntimeError):
+    """Raised from the task handler once its job failed for good because no replica could finish
+    it (attempts ran out, or no healthy replica took it). Celery does not retry it, and Ray's
+    adapter moves the task to the dead-letter queue (`queue.failed_queue_name`) for operators."""
+
+
+ABANDONED_CODES = frozenset({"retries_exhausted", "no_healthy_replica"})
+
+
 class Generator:
     """Loads the model and warms it up in the constructor. A replica whose model fails to load
     stays up only to report unhealthy (Ray then replaces it) and never runs a job; a job that
@@ -91,12 +100,18 @@ class Generator:
         try:
             if self.runner is not None:
                 with self.leases.held(current_task_id()):
-                    return self.runner.run(job_id)
-            return self._refuse(job_id)
+                    outcome = self.runner.run(job_id)
+            else:
+                outcome = self._refuse(job_id)
         finally:
             with self._in_flight_changed:
                 self._in_flight -= 1
                 self._in_flight_changed.notify_all()
+        if outcome == "failed":
+            job = self.jobs.get(job_id)
+            if job is not None and job.error_code in ABANDONED_CODES:
+                raise JobAbandoned(f"job {job_id}: {job.error_code}: {job.error_message}")
+        return outcome
 
     def __del__(self):
         """Serve stops this replica (scale-down, redeploy): Ray's task-consumer wrapper has told
@@ -142,4 +157,6 @@ class Generator:
 
 def generator_consumer(config: AppConfig) -> type:
     """The Generator class bound to this config's queue (the queue is part of the class)."""
-    return task_consumer(task_processor_config=config.queue.task_processor_config())(Generator)
+    processor = config.queue.task_processor_config()
+    processor.adapter_config.task_custom_config = {"dont_autoretry_for": (JobAbandoned,)}
+    return task_consumer(task_processor_config=processor)(Generator)

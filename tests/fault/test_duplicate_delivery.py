@@ -5,56 +5,26 @@ replica a job longer than the visibility timeout keeps its lease and is delivere
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
 
 import av
 import pytest
-from PIL import Image
 
 from deployments.generator.config import FaultInjection, GeneratorConfig
 from deployments.generator.engine import GeneratorEngine
 from deployments.generator.generation import Generation
 from deployments.generator.worker import JobRunner
 from serve_app.artifacts import ArtifactStore
-from serve_app.jobs import Job, JobStore, new_job_id
+from serve_app.jobs import JobStore
+from tests.conftest import queued_job
 from tests.fault.conftest import SLOW_STEP_S, VISIBILITY_TIMEOUT_S
 
 
 def frames_in(path) -> int:
     with av.open(str(path)) as container:
         return sum(1 for _ in container.decode(video=0))
-
-
-def queued_job(jobs: JobStore, artifacts: ArtifactStore, steps: int) -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), (200, 120, 30)).save(buffer, format="PNG")
-    artifacts.put_image("dup.png", buffer.getvalue())
-    params = {
-        "width": 64,
-        "height": 64,
-        "num_frames": 4,
-        "num_inference_steps": steps,
-        "guidance_scale": 5.0,
-        "fps": 8,
-        "seed": 7,
-    }
-    job = Job(
-        id=new_job_id(),
-        model="i2vgen-xl",
-        instruction="spin",
-        prompt="An object rotating",
-        negative_prompt="blurry",
-        image_sha256="0" * 64,
-        image_name="dup.png",
-        category="still_life",
-        category_scores={},
-        params=params,
-        plan={},
-    )
-    return jobs.create(job).id
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +44,7 @@ def test_the_losing_run_keeps_the_winners_video(engine, tmp_path):
     jobs = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
     artifacts = ArtifactStore(tmp_path / "artifacts")
     runner = JobRunner(Generation(engine), jobs, artifacts, deadline_s=120)
-    job_id = queued_job(jobs, artifacts, steps=8)
+    job_id = queued_job(jobs, artifacts, seed=7, width=64, height=64, num_inference_steps=8)
     outcomes: dict[str, str] = {}
 
     first = threading.Thread(target=lambda: outcomes.update(first=runner.run(job_id)))
@@ -103,7 +73,7 @@ def test_a_job_delivered_past_the_attempt_limit_fails_with_a_reason(engine, tmp_
     jobs = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
     artifacts = ArtifactStore(tmp_path / "artifacts")
     runner = JobRunner(Generation(engine), jobs, artifacts, deadline_s=120, max_attempts=2)
-    job_id = queued_job(jobs, artifacts, steps=2)
+    job_id = queued_job(jobs, artifacts, seed=7, width=64, height=64)
     for _ in range(2):
         assert jobs.start(job_id) is not None  # a delivery whose replica then died
 

@@ -3,23 +3,22 @@ and an unloadable model, on the tiny weights with a real SQLite job store."""
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 
 import av
 import numpy as np
 import pytest
-from PIL import Image
 
 from deployments.generator.config import FaultInjection, GeneratorConfig, OomLadder
-from deployments.generator.deployment import Generator, ReplicaUnavailable
+from deployments.generator.deployment import Generator, JobAbandoned, ReplicaUnavailable
 from deployments.generator.engine import GeneratorEngine
 from deployments.generator.generation import Generation
 from deployments.generator.worker import JobRunner
 from serve_app.artifacts import ArtifactStore
 from serve_app.config import AppConfig, StoreConfig
-from serve_app.jobs import Job, JobStore, new_job_id
+from serve_app.jobs import JobStore
+from tests.conftest import queued_job
 
 LADDER = OomLadder(resolutions=[128, 64], size_multiple=64, min_frames=2)
 
@@ -36,36 +35,6 @@ def stores(tmp_path):
     jobs = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
     yield jobs, ArtifactStore(tmp_path / "artifacts")
     jobs.close()
-
-
-def queued_job(jobs: JobStore, artifacts: ArtifactStore, seed: int = 1, **params) -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", (96, 80), (30, 120, 200)).save(buffer, format="PNG")
-    artifacts.put_image("cafe.png", buffer.getvalue())
-    values = {
-        "width": 128,
-        "height": 128,
-        "num_frames": 4,
-        "num_inference_steps": 2,
-        "guidance_scale": 5.0,
-        "fps": 8,
-        "seed": seed,
-        **params,
-    }
-    job = Job(
-        id=new_job_id(),
-        model="i2vgen-xl",
-        instruction="spin",
-        prompt="An object rotating",
-        negative_prompt="blurry",
-        image_sha256="cafe",
-        image_name="cafe.png",
-        category="still_life",
-        category_scores={},
-        params=values,
-        plan={},
-    )
-    return jobs.create(job).id
 
 
 def runner(engine, stores, deadline_s: float = 300, batch: int = 1) -> JobRunner:
@@ -215,7 +184,8 @@ def test_unloadable_model_reports_unhealthy_and_fails_jobs_after_the_attempts(
         with pytest.raises(ReplicaUnavailable):  # back to the queue for a healthy replica
             replica.generate_video(job_id)
         assert jobs.get(job_id).status != "failed"
-    assert replica.generate_video(job_id) == "failed"
+    with pytest.raises(JobAbandoned, match="no_healthy_replica"):  # to the dead-letter queue
+        replica.generate_video(job_id)
     job = jobs.get(job_id)
     assert job.error_code == "no_healthy_replica"
     assert "fail_load" in job.error_message

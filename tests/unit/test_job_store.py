@@ -4,37 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from serve_app.jobs import Base, Job, JobStore, new_job_id
-
-
-def make_job(**overrides) -> Job:
-    values = dict(
-        id=new_job_id(),
-        model="i2vgen-xl",
-        instruction="spin",
-        prompt="An object rotating",
-        negative_prompt="blurry",
-        session_id=None,
-        remixed_from=None,
-        image_sha256="ab" * 32,
-        image_name="ab" * 32 + ".png",
-        category="still_life",
-        category_scores={"still_life": 1.0},
-        params={
-            "width": 64,
-            "height": 64,
-            "num_frames": 8,
-            "num_inference_steps": 2,
-            "guidance_scale": 8.0,
-            "fps": 8,
-            "seed": 1,
-        },
-        plan={"planner": "rules"},
-        timings={"plan": 0.01},
-        trace=[],
-    )
-    values.update(overrides)
-    return Job(**values)
+from serve_app.jobs import Base, JobStore
+from tests.conftest import make_job
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
