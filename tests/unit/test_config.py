@@ -36,6 +36,14 @@ def test_cluster_profile_loads_with_gpu_fractions_and_queue_autoscaling():
     assert app.router.categories["person"].num_inference_steps == 60
 
 
+@pytest.mark.parametrize("path", [TINY_CONFIG, CLUSTER_CONFIG], ids=["tiny", "cluster"])
+def test_every_deployment_bounds_its_ongoing_and_queued_requests(path):
+    """Unbounded handle queues would turn overload into memory growth and timeouts."""
+    for name, options in load_serve_file(path).app.deployments.items():
+        assert options.get("max_ongoing_requests", 0) > 0, name
+        assert options.get("max_queued_requests", -1) > 0, name
+
+
 def test_rayservice_embeds_the_cluster_serve_config():
     rayservice = yaml.safe_load((ROOT / "cluster" / "rayservice.yaml").read_text())
     embedded = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
