@@ -16,13 +16,16 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
     JSON,
     Float,
+    ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     create_engine,
     delete,
     event,
     func,
+    insert,
     inspect,
     or_,
     select,
@@ -33,6 +36,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from serve_app.protocol import TERMINAL_STATUSES, VideoStatus
+from serve_app.search_terms import document_terms, query_terms
 
 # From which statuses each transition may start.
 _STARTABLE = ("queued", "in_progress")  # in_progress: a task delivered again after a crash
@@ -96,12 +100,29 @@ class SessionTurn(Base):
     video_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+class SearchTerm(Base):
+    """A term of a job's instruction or English prompt (`search_terms.py`): the index behind
+    `GET /v1/videos?q=`. The primary key (term, job) serves exact and prefix lookups."""
+
+    __tablename__ = "search_terms"
+
+    term: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    job_seq: Mapped[int] = mapped_column(
+        ForeignKey("jobs.seq", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+def search_term_rows(job: Job) -> list[dict[str, Any]]:
+    return [{"term": t, "job_seq": job.seq} for t in document_terms(job.instruction, job.prompt)]
+
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def migrate(engine: Engine, attempts: int = 3) -> None:
-    """Create or upgrade the schema to the newest Alembic revision. Replicas starting together
-    take turns (an advisory lock on PostgreSQL; a retry where SQLite lost a race)."""
+def migrate(engine: Engine, attempts: int = 3, revision: str = "head") -> None:
+    """Create or upgrade the schema to the newest Alembic revision (or `revision`). Replicas
+    starting together take turns (an advisory lock on PostgreSQL; a retry where SQLite lost a
+    race)."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     tables = set(inspect(engine).get_table_names())
@@ -114,7 +135,7 @@ def migrate(engine: Engine, attempts: int = 3) -> None:
         try:
             with engine.begin() as connection:
                 config.attributes["connection"] = connection
-                alembic_command.upgrade(config, "head")
+                alembic_command.upgrade(config, revision)
             return
         except DBAPIError:
             if attempt == attempts - 1:
@@ -175,8 +196,9 @@ class JobStore:
     ) -> tuple[list[Job], bool] | None:
         """A page of jobs and whether more follow; None when `after` names no job. Filters
         combine with AND: each of `words` must occur in the instruction or the English prompt
-        (a substring, case-insensitive for ASCII); `created_after`/`created_before` bound
-        `created_at` inclusively."""
+        (case-insensitive for ASCII) where words begin (`search_terms.py`: a prefix of a word,
+        any part of Chinese text); `created_after`/`created_before` bound `created_at`
+        inclusively."""
         with self._session() as session:
             query = select(Job)
             if after is not None:
@@ -195,6 +217,11 @@ class JobStore:
             if created_before is not None:
                 query = query.where(Job.created_at <= created_before)
             for word in words:
+                for term in query_terms(word):  # through the index first
+                    matching = SearchTerm.term == term.term
+                    if term.prefix:
+                        matching = SearchTerm.term.between(term.term, term.upper_bound)
+                    query = query.where(Job.seq.in_(select(SearchTerm.job_seq).where(matching)))
                 query = query.where(
                     or_(
                         Job.instruction.icontains(word, autoescape=True),
@@ -253,6 +280,9 @@ class JobStore:
         job.trace = job.trace or []
         with self._session.begin() as session:
             session.add(job)
+            session.flush()  # assigns job.seq
+            if terms := search_term_rows(job):
+                session.execute(insert(SearchTerm), terms)
         return job
 
     def delete(self, job_id: str) -> Job | None:
@@ -260,6 +290,7 @@ class JobStore:
             job = session.scalar(select(Job).where(Job.id == job_id))
             if job is None:
                 return None
+            session.execute(delete(SearchTerm).where(SearchTerm.job_seq == job.seq))
             session.execute(delete(Job).where(Job.id == job_id))
             return job
 

@@ -744,7 +744,7 @@ def _timestamp(raw: str | float | None, name: str) -> float | None:
 
 def _query_words(q: str | None) -> list[str]:
     """The words of a search: split on any whitespace, so Chinese (which has no spaces) is
-    one substring and "cup 旋转" is two that must both match."""
+    one word and "cup 旋转" is two that must both match."""
     if q is None:
         return []
     if len(q) > MAX_QUERY_CHARS:

@@ -11,14 +11,14 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 
 from serve_app.artifacts import ArtifactStore
 from serve_app.config import AppConfig
 from serve_app.errors import APIError
 from serve_app.jobs import Job, JobStore, new_job_id
 from serve_app.serving import MAX_QUERY_CHARS, VideoService
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, make_job
 
 _seeds = itertools.count(int(time.time()) % 1_000_000 * 100)
 
@@ -293,3 +293,50 @@ def test_video_service_list_rejects_bad_filters(videos, filters, param, code):
     with pytest.raises(APIError) as caught:
         videos.list(None, 10, "desc", **filters)
     assert (caught.value.status_code, caught.value.param, caught.value.code) == (400, param, code)
+
+
+def test_words_match_where_words_begin(store):
+    assert keys(store, words=["rot"]) == ["cup"]  # a prefix of "rotating"
+    assert keys(store, words=["Bloom"]) == ["flower"]
+    assert keys(store, words=["tating"]) == []  # inside a word: not a word of the text
+    assert keys(store, words=["子跳"]) == ["dance"]  # any part of Chinese text
+    assert keys(store, words=["杯"]) == ["dance", "cup"]
+    assert keys(store, words=["杯舞"]) == []  # both characters, but not together
+
+
+def test_word_search_goes_through_the_terms_index(tmp_path):
+    """SQLite's plan for a word search looks terms up in the index, never scans them."""
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    for instruction, prompt in [("展示这个杯子旋转", "A cup rotating"), ("blink", "A cat")]:
+        store.create(make_job(instruction=instruction, prompt=prompt))
+    statements = []
+
+    def capture(_connection, _cursor, statement, parameters, _context, _many):
+        statements.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        rows, _ = store.list(None, 10, "desc", words=["rot", "杯子"])
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    assert [job.instruction for job in rows] == ["展示这个杯子旋转"]
+    statement, parameters = next(s for s in statements if "search_terms" in s[0])
+    with store.engine.connect() as connection:
+        plan = [
+            row[-1]
+            for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        ]
+    term_steps = [step for step in plan if "search_terms" in step]
+    assert term_steps and all("INDEX" in step for step in term_steps), plan
+    store.close()
+
+
+def test_deleting_a_job_deletes_its_terms(store):
+    job = store.create(make_job(instruction="ephemeral words", prompt="A vanishing cup"))
+    assert [j.id for j in store.list(None, 10, "desc", words=["ephemeral"])[0]] == [job.id]
+    store.delete(job.id)
+    with store.engine.connect() as connection:
+        left = connection.execute(
+            text("SELECT count(*) FROM search_terms WHERE job_seq = :seq"), {"seq": job.seq}
+        ).scalar()
+    assert left == 0

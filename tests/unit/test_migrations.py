@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from serve_app.jobs import Base, JobStore, make_engine, migrate
+from serve_app.jobs import Base, Job, JobStore, make_engine, migrate
+from tests.conftest import make_job
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -42,3 +43,19 @@ def test_migrating_twice_is_a_no_op(empty_url):
         versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
     assert len(versions) == 1
     engine.dispose()
+
+
+def test_upgrade_gives_existing_jobs_their_search_terms(empty_url):
+    engine = make_engine(empty_url)
+    migrate(engine, revision="0002")  # a database from before search terms
+    job = make_job(instruction="展示这个杯子旋转", prompt="A cup rotating")
+    values = {c.name: getattr(job, c.name) for c in Job.__table__.columns if c.name != "seq"}
+    values.update(created_at=1.0, updated_at=1.0, status="completed", progress=100, attempts=1)
+    with engine.begin() as connection:
+        connection.execute(Job.__table__.insert().values(**values))
+    engine.dispose()
+
+    store = JobStore(empty_url)  # upgrades to the newest revision on start
+    for words in (["rot"], ["杯子"], ["旋转", "cup"]):
+        assert [j.id for j in store.list(None, 10, "desc", words=words)[0]] == [job.id], words
+    store.close()
