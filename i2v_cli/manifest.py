@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST_NAME = "manifest.jsonl"
-FINAL_STATUSES = ("completed", "failed")
 
 
 class Manifest:

@@ -23,7 +23,14 @@ from serve_app.artifacts import ArtifactStore
 from serve_app.config import AppConfig
 from serve_app.errors import APIError, install_error_handlers, invalid
 from serve_app.jobs import JobStore
-from serve_app.protocol import ChatReply, RemixRequest, Video, VideoDeleted, VideoList
+from serve_app.protocol import (
+    ACTIVE_STATUSES,
+    ChatReply,
+    RemixRequest,
+    Video,
+    VideoDeleted,
+    VideoList,
+)
 from serve_app.serving import CreateRequest, VideoService
 
 app = FastAPI(
@@ -103,7 +110,7 @@ class Ingress:
         self._queue.enqueue_task_sync(TASK_NAME, args=[job_id])
 
     def _poll_headers(self, video: Video) -> dict[str, str]:
-        if video.status in ("queued", "in_progress"):
+        if video.status in ACTIVE_STATUSES:
             return {"openai-poll-after-ms": str(self.config.poll_after_ms)}
         return {}
 

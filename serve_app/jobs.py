@@ -35,12 +35,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from serve_app.protocol import TERMINAL_STATUSES, VideoStatus
+from serve_app.protocol import ACTIVE_STATUSES, TERMINAL_STATUSES, VideoStatus
 from serve_app.search_terms import document_terms, query_terms
 
 # From which statuses each transition may start.
-_STARTABLE = ("queued", "in_progress")  # in_progress: a task delivered again after a crash
-_ACTIVE = ("queued", "in_progress")
+_STARTABLE = ACTIVE_STATUSES  # in_progress: a task delivered again after a crash
 
 
 class Base(DeclarativeBase):
@@ -249,7 +248,7 @@ class JobStore:
     def is_active(self, job_id: str) -> bool:
         with self._session() as session:
             status = session.scalar(select(Job.status).where(Job.id == job_id))
-            return status in _ACTIVE
+            return status in ACTIVE_STATUSES
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -365,7 +364,7 @@ class JobStore:
             final["progress"] = 100
         with self._session.begin() as session:
             won = session.execute(
-                update(Job).where(Job.id == job_id, Job.status.in_(_ACTIVE)).values(**final)
+                update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES)).values(**final)
             )
             if won.rowcount != 1:
                 return False

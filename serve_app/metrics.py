@@ -18,7 +18,6 @@ logger = logging.getLogger(__name__)
 # Seconds-to-minutes work: sub-second classify/plan up to a generation near the job deadline.
 LATENCY_BUCKETS_S = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 180, 300, 600, 1200]
 STAGES = ("validate", "classify", "plan", "queue_wait", "generate", "encode", "total")
-RECOVERY_KINDS = ("oom_step_down", "planner_fallback", "retry_after_node_loss")
 # The router's words for an LLM failure (deployments/router/llm.py `describe_failure`).
 FALLBACK_REASONS = (
     "timeout",

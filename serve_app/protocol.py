@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 VideoStatus = Literal["queued", "in_progress", "completed", "failed"]
 TERMINAL_STATUSES: tuple[VideoStatus, ...] = ("completed", "failed")
+ACTIVE_STATUSES: tuple[VideoStatus, ...] = ("queued", "in_progress")  # the backlog
 
 
 class VideoError(BaseModel):

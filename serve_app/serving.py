@@ -28,6 +28,7 @@ from serve_app.errors import APIError, invalid, not_found
 from serve_app.images import ValidatedImage, validate_image
 from serve_app.jobs import Job, JobStore, new_job_id
 from serve_app.protocol import (
+    ACTIVE_STATUSES,
     ChatReply,
     Video,
     VideoDeleted,
@@ -434,7 +435,7 @@ class VideoService:
     def _admit(self) -> None:
         """Backpressure: over the backlog limit, answer 429 at once and write nothing."""
         limit = self.config.admission.max_backlog
-        backlog = self.jobs.count(("queued", "in_progress"))
+        backlog = self.jobs.count(ACTIVE_STATUSES)
         if backlog >= limit:
             retry_after = self.config.admission.retry_after_s
             raise APIError(

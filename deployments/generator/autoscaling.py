@@ -19,7 +19,6 @@ polls, and while Redis is down, it keeps the last counts it read.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -28,12 +27,9 @@ from typing import Any
 
 import redis
 
-logger = logging.getLogger("ray.serve")
+from deployments.generator.queue_state import UNACKED_KEY, unacked_tasks, waiting_lists
 
-# kombu's Redis transport: priority queues are `<queue><sep><priority>`, and delivered but
-# unacknowledged messages live in one hash (`unacked`) as JSON `[message, exchange, routing_key]`.
-_PRIORITY_SEP = "\x06\x16"
-_PRIORITY_STEPS = (0, 3, 6, 9)
+logger = logging.getLogger("ray.serve")
 
 
 class GeneratorQueuePolicy:
@@ -42,19 +38,14 @@ class GeneratorQueuePolicy:
         broker_url: str,
         queue_name: str,
         poll_interval_s: float = 5.0,
-        unacked_key: str = "unacked",
         socket_timeout_s: float = 2.0,
     ):
         self.queue_name = queue_name
         self.poll_interval_s = poll_interval_s
-        self.unacked_key = unacked_key
         self._client = redis.Redis.from_url(
             broker_url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s
         )
-        self._lists = [
-            queue_name if step == 0 else f"{queue_name}{_PRIORITY_SEP}{step}"
-            for step in _PRIORITY_STEPS
-        ]
+        self._lists = waiting_lists(queue_name)
         self.waiting = 0
         self.running = 0
         self.last_error: str | None = None
@@ -67,22 +58,19 @@ class GeneratorQueuePolicy:
             pipe = self._client.pipeline(transaction=False)
             for name in self._lists:
                 pipe.llen(name)
-            pipe.hvals(self.unacked_key)
+            pipe.hgetall(UNACKED_KEY)
             *lengths, unacked = pipe.execute()
             self.waiting = int(sum(lengths))
-            self.running = sum(1 for raw in unacked if self._is_ours(raw))
+            self.running = sum(
+                1
+                for task in unacked_tasks(unacked.items())
+                if self.queue_name in (task.routing_key, task.exchange)
+            )
             self.last_error = None
         except Exception as exc:  # noqa: BLE001 - keep the last counts; Serve keeps scaling
             if self.last_error is None:
                 logger.warning("generator autoscaling: cannot read the queue: %s", exc)
             self.last_error = f"{type(exc).__name__}: {exc}"
-
-    def _is_ours(self, raw: bytes) -> bool:
-        try:
-            _, exchange, routing_key = json.loads(raw)
-        except (ValueError, TypeError):
-            return False
-        return self.queue_name in (routing_key, exchange)
 
     def _maybe_poll(self) -> None:
         now = time.monotonic()

@@ -12,7 +12,6 @@ within the job deadline.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -20,7 +19,8 @@ from collections.abc import Iterator
 
 import celery
 import redis
-from kombu.transport.redis import Channel
+
+from deployments.generator.queue_state import UNACKED_INDEX_KEY, UNACKED_KEY, unacked_tasks
 
 logger = logging.getLogger("ray.serve")
 
@@ -64,13 +64,12 @@ class TaskLeases:
             return 0
         now = time.time()
         renewed = {}
-        for tag, payload in self._client.hscan_iter(Channel.unacked_key):
-            message, _exchange, _routing_key = json.loads(payload)
-            if message.get("headers", {}).get("id") in held:
-                renewed[tag] = now
+        for task in unacked_tasks(self._client.hscan_iter(UNACKED_KEY)):
+            if task.task_id in held:
+                renewed[task.delivery_tag] = now
         if renewed:
             # XX: never re-add a task acknowledged (or restored) since the scan.
-            self._client.zadd(Channel.unacked_index_key, renewed, xx=True)
+            self._client.zadd(UNACKED_INDEX_KEY, renewed, xx=True)
         return len(renewed)
 
     def _renew_until_closed(self) -> None:

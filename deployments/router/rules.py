@@ -4,6 +4,7 @@ last prompt for a follow-up ("slower", "now make it rain")."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -362,8 +363,10 @@ def _keyword_negated(lowered: str, keyword: str) -> bool:
     return False
 
 
-def _motion_matches(lowered: str) -> list[tuple[Motion, bool]]:
-    """Every phrasebook motion the text names, with whether it is negated."""
+@functools.lru_cache(maxsize=256)
+def _motion_matches(lowered: str) -> tuple[tuple[Motion, bool], ...]:
+    """Every phrasebook motion the text names, with whether it is negated (cached: one plan asks
+    for the same text's motions several times)."""
     for compound in _CJK_COMPOUNDS:
         lowered = lowered.replace(compound, " ")
     found: list[tuple[Motion, bool]] = []
@@ -372,7 +375,7 @@ def _motion_matches(lowered: str) -> list[tuple[Motion, bool]]:
         if keywords:
             negated = all(_keyword_negated(lowered, k) for k in keywords)
             found.append((motion, negated))
-    return found
+    return tuple(found)
 
 
 def find_motions(text: str) -> list[Motion]:
