@@ -3,7 +3,7 @@
 # one `apt-get update` and one install for everything that is absent.
 #   scripts/system_deps.sh            # what `make demo` / `make serve` need (Redis)
 #   scripts/system_deps.sh --test     # plus what `make test` needs (PostgreSQL, Prometheus,
-#                                     # Chromium)
+#                                     # Chromium, WordNet, landscape photos)
 set -euo pipefail
 
 missing=()
@@ -15,6 +15,9 @@ if [[ "${1:-}" == "--test" ]]; then
   command -v chromium >/dev/null || missing+=(chromium)  # the web page's browser test
   { command -v fc-list >/dev/null && fc-list :lang=zh | grep -q .; } \
     || missing+=(fonts-wqy-zenhei)  # Chinese text in the browser test's screenshots
+  [[ -f /usr/share/wordnet/data.noun ]] || missing+=(wordnet-base)  # categories' derivation
+  [[ -d /usr/share/wallpapers/EveningGlow ]] \
+    || missing+=(plasma-workspace-wallpapers)  # landscape photos for the classifier's tests
 fi
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 

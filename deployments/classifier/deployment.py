@@ -1,4 +1,5 @@
-"""Ray Serve wrapper around ClassifierEngine: decodes image bytes and batches requests dynamically.
+"""Ray Serve wrapper around the classifier engine the config names: decodes image bytes and
+batches requests dynamically.
 
 The builder turns it into a deployment with `serve.deployment(Classifier, **options).bind(config)`.
 """
@@ -13,7 +14,8 @@ from PIL import Image
 from ray import serve
 
 from deployments.classifier.config import ClassifierConfig
-from deployments.classifier.engine import Classification, ClassifierEngine
+from deployments.classifier.engine import build_engine
+from deployments.classifier.protocol import Classification
 from serve_app import metrics
 
 
@@ -30,7 +32,7 @@ class Classifier:
     """One replica: an engine loaded at start, a batched `classify` for picture bytes."""
 
     def __init__(self, config: ClassifierConfig) -> None:
-        self._engine = ClassifierEngine(config)
+        self._engine = build_engine(config)
         self._device_error: BaseException | None = None
         # The batch queue belongs to the decorated function, so these apply process-wide;
         # a Serve replica holds one instance, so that is this replica's setting.

@@ -1,66 +1,41 @@
-"""Zero-shot picture classification with open_clip, usable without Ray."""
+"""The classifier engines behind one interface, chosen by the config; each runs without Ray and
+imports its ML library only when it is built."""
 
 from __future__ import annotations
 
-import open_clip
-import torch
-import torch.nn.functional as F
-from PIL import Image
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Protocol
 
 from deployments.classifier.config import ClassifierConfig
+from deployments.classifier.protocol import Classification
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
 
 
-class Classification(BaseModel):
-    """The category picked for one picture and the softmax over all categories."""
+class ClassifierEngine(Protocol):
+    config: ClassifierConfig
+    device: torch.device
 
-    category: str
-    scores: dict[str, float]
+    def classify(self, images: list[Image.Image]) -> list[Classification]:
+        """One classification per picture, in order, in one forward pass."""
+        ...
+
+
+def build_engine(config: ClassifierConfig) -> ClassifierEngine:
+    if config.engine == "imagenet":
+        from deployments.classifier.imagenet_engine import ImageNetEngine
+
+        return ImageNetEngine(config)
+    from deployments.classifier.open_clip_engine import OpenClipEngine
+
+    return OpenClipEngine(config)
 
 
 def resolve_device(device: str) -> torch.device:
     """Turn the config's device choice into a torch device."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-class ClassifierEngine:
-    """Loads an open_clip model once and classifies batches of PIL images."""
-
-    def __init__(self, config: ClassifierConfig) -> None:
-        self.config = config
-        self.device = resolve_device(config.device)
-        self.model, _, self.preprocess = open_clip.create_model_and_transforms(
-            config.model, pretrained=config.pretrained, device=self.device
-        )
-        self.model.eval()
-        self.tokenizer = open_clip.get_tokenizer(config.model)
-        self.categories: list[str] = list(config.categories)
-        self.text_embeddings = self._embed_categories(config.categories)
-
-    @torch.inference_mode()
-    def _embed_categories(self, categories: dict[str, list[str]]) -> torch.Tensor:
-        """One unit vector per category: the renormalized mean of its prompts' embeddings."""
-        rows = []
-        for prompts in categories.values():
-            tokens = self.tokenizer(prompts).to(self.device)
-            embeddings = self.model.encode_text(tokens, normalize=True)
-            rows.append(F.normalize(embeddings.mean(dim=0), dim=-1))
-        return torch.stack(rows)
-
-    @torch.inference_mode()
-    def classify(self, images: list[Image.Image]) -> list[Classification]:
-        """Classify all images in one forward pass."""
-        if not images:
-            return []
-        pixels = torch.stack([self.preprocess(image.convert("RGB")) for image in images])
-        features = self.model.encode_image(pixels.to(self.device), normalize=True)
-        # logit_bias (SigLIP models) shifts every category equally, so softmax ignores it.
-        logits = self.model.logit_scale.exp() * features @ self.text_embeddings.T
-        probabilities = logits.float().softmax(dim=-1).cpu().tolist()
-        return [self._to_classification(row) for row in probabilities]
-
-    def _to_classification(self, probabilities: list[float]) -> Classification:
-        scores = dict(zip(self.categories, probabilities, strict=True))
-        return Classification(category=max(scores, key=scores.__getitem__), scores=scores)

@@ -12,7 +12,8 @@ from PIL import Image
 from pydantic import ValidationError
 
 from deployments.classifier.config import DEFAULT_CATEGORIES, ClassifierConfig
-from deployments.classifier.engine import Classification, ClassifierEngine
+from deployments.classifier.open_clip_engine import OpenClipEngine as ClassifierEngine
+from deployments.classifier.protocol import Classification
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
