@@ -55,6 +55,19 @@ def run_job(client: OpenAI, image: Path, instruction: str, out_dir: Path) -> int
         f"category    : {extra.get('category')}  scores: "
         + ", ".join(f"{k}={v:.3f}" for k, v in sorted(scores.items(), key=lambda kv: -kv[1]))
     )
+    trace = {entry["stage"]: entry for entry in extra.get("trace") or []}
+    labels = (trace.get("classify") or {}).get("detail", {}).get("labels") or []
+    if labels:
+        print("labels      : " + ", ".join(f"{lb['name']} {lb['score']:.2f}" for lb in labels[:3]))
+    decision = (trace.get("category") or {}).get("detail") or {}
+    if decision:
+        named = decision.get("instruction") or {}
+        print(
+            f"decided by  : {decision.get('decided_by')}  (picture: "
+            f"{decision.get('picture', {}).get('category')}; instruction names: "
+            f"{named.get('subject') or 'nothing'})"
+        )
+    print(f"subject     : {plan.get('subject')}")
     print(f"planner     : {plan.get('planner')}")
     print(f"prompt      : {plan.get('prompt')}")
     print(f"negative    : {plan.get('negative_prompt')}")

@@ -42,6 +42,9 @@ LEXNAMES |= {17: "object", 18: "person", 19: "phenomenon", 20: "plant", 27: "sub
 
 # Synsets whose lexicographer file misleads, by offset (they apply to all their hyponyms).
 OVERRIDES: dict[str, str] = {
+    "00007846": "person",  # person, individual (noun.Tops)
+    "00015388": "animal",  # animal, animate being, beast (noun.Tops)
+    "00017222": "animal",  # plant, flora, plant life (noun.Tops)
     "08438533": "landscape",  # forest, wood, woods (noun.group)
     "03417345": "landscape",  # garden (noun.artifact): a garden is scenery, not an object
     "09229709": "still_life",  # bubble (noun.object): a soap bubble is no landscape
@@ -118,7 +121,8 @@ def imagenet_rows(synsets: dict[str, Synset]) -> list[list[str]]:
     info = resources.files("timm") / "data" / "_info"
     wnids = (info / "imagenet_synsets.txt").read_text().split()
     lemmas = dict(
-        line.split("\t", 1) for line in (info / "imagenet_synset_to_lemma.txt").read_text().splitlines()
+        line.split("\t", 1)
+        for line in (info / "imagenet_synset_to_lemma.txt").read_text().splitlines()
     )
     rows = []
     for index, wnid in enumerate(wnids):
@@ -131,8 +135,9 @@ def imagenet_rows(synsets: dict[str, Synset]) -> list[list[str]]:
 
 
 def noun_rows(synsets: dict[str, Synset], wordnet_dir: Path) -> list[list[str]]:
-    """Each common noun of one or two words with the category of its most frequent sense
-    (index.noun lists senses by frequency); proper names and unmapped senses left out."""
+    """Each noun of one or two words with the category of its most frequent sense (index.noun
+    lists senses by frequency) where that has one. Names (every sense an instance, "einstein")
+    are left out; "sun", a word with an instance sense first, stays."""
     rows = []
     with open(wordnet_dir / "index.noun", encoding="utf-8") as index:
         for line in index:
@@ -140,13 +145,13 @@ def noun_rows(synsets: dict[str, Synset], wordnet_dir: Path) -> list[list[str]]:
                 continue
             fields = line.split()
             lemma, pointer_count = fields[0], int(fields[3])
-            first = fields[4 + pointer_count + 2]
+            senses = fields[4 + pointer_count + 2 :]
             word = lemma.replace("_", " ")
             if len(word.split()) > 2 or not word.replace(" ", "").replace("-", "").isalpha():
                 continue
-            if synsets[first].instance:
+            if all(synsets[offset].instance for offset in senses):
                 continue
-            category = category_of(first, synsets)
+            category = category_of(senses[0], synsets)
             if category is not None:
                 rows.append([word, category])
     return rows
@@ -163,7 +168,9 @@ def to_tsv(header: list[str], rows: list[list[str]]) -> str:
 def expected_files(wordnet_dir: Path = WORDNET_DIR) -> dict[Path, str]:
     synsets = read_synsets(wordnet_dir)
     return {
-        IMAGENET_FILE: to_tsv(["index", "wnid", "label", "category", "wordnet_file"], imagenet_rows(synsets)),
+        IMAGENET_FILE: to_tsv(
+            ["index", "wnid", "label", "category", "wordnet_file"], imagenet_rows(synsets)
+        ),
         NOUN_FILE: to_tsv(["noun", "category"], noun_rows(synsets, wordnet_dir)),
     }
 

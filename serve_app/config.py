@@ -177,6 +177,9 @@ class AppConfig(BaseModel):
         if classifier_model.startswith("local-dir:"):
             folder = classifier_model[len("local-dir:") :]
             data["classifier"]["model"] = "local-dir:" + str((base / folder).resolve())
+        imagenet = data["classifier"]["imagenet"]
+        if not imagenet["weights"].startswith("package:"):
+            imagenet["weights"] = str((base / imagenet["weights"]).resolve())
         return AppConfig.model_validate(data)
 
 

@@ -18,9 +18,15 @@ from typing import Literal, get_args
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from deployments.classifier.engine import Classification
+from deployments.classifier.protocol import Classification, Label
 from deployments.router.config import CATEGORIES
-from deployments.router.plan import GenerationParams, Plan, PlanRequest, UserParams
+from deployments.router.plan import (
+    CategorySource,
+    GenerationParams,
+    Plan,
+    PlanRequest,
+    UserParams,
+)
 from serve_app import metrics
 from serve_app.artifacts import ArtifactStore
 from serve_app.config import AppConfig
@@ -77,7 +83,9 @@ class Draft:
     image: ValidatedImage | None = None
     user: UserParams = field(default_factory=UserParams)
     category: str | None = None
+    category_source: CategorySource = "classifier"
     scores: dict[str, float] = field(default_factory=dict)
+    labels: list[Label] = field(default_factory=list)
     remixed_from: str | None = None
     previous: GenerationParams | None = None
     history: list[str] = field(default_factory=list)
@@ -124,6 +132,7 @@ class VideoService:
             session_id=session_id,
             user=user,
             category=category,
+            category_source="user" if category is not None else "classifier",
             idempotency_key=key,
         )
         await run_in_threadpool(self._attach_picture, draft, form)
@@ -145,6 +154,7 @@ class VideoService:
             session_id=source.session_id,
             image=await run_in_threadpool(self._stored_picture, source.image_name),
             category=source.category,
+            category_source="source",
             scores=source.category_scores,
             remixed_from=source.id,
             previous=GenerationParams.model_validate(source.params),
@@ -219,7 +229,8 @@ class VideoService:
             if picture is None:
                 self._image_from_form(form)  # raises: no picture anywhere
             draft.image = self._stored_picture(picture.name)
-            draft.category = draft.category or picture.category
+            if draft.category is None and picture.category is not None:
+                draft.category, draft.category_source = picture.category, "session"
             draft.trace.append(
                 {
                     "stage": "picture",
@@ -242,11 +253,16 @@ class VideoService:
             )
             draft.timings["classify"] = time.perf_counter() - t0
             draft.category, draft.scores = classification.category, classification.scores
+            draft.labels = classification.labels
             draft.trace.append(
                 {
                     "stage": "classify",
                     "decision": draft.category,
-                    "detail": {"scores": draft.scores},
+                    "detail": {
+                        "scores": draft.scores,
+                        "labels": [label.model_dump() for label in draft.labels],
+                        **classification.evidence,
+                    },
                 }
             )
         elif not draft.scores:
@@ -257,6 +273,8 @@ class VideoService:
         request = PlanRequest(
             instruction=draft.instruction,
             category=draft.category,
+            category_source=draft.category_source,
+            labels=draft.labels,
             image_width=draft.image.width,
             image_height=draft.image.height,
             user=draft.user,
@@ -266,6 +284,7 @@ class VideoService:
         )
         plan = await self._bounded(self._plan(request), self.config.timeouts.plan_s, "router")
         draft.timings["plan"] = time.perf_counter() - t0
+        draft.category = plan.category or draft.category
         draft.trace.extend(d.model_dump() for d in plan.trace)
         metrics.plan_decided(plan.trace)
         return plan

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from ray import serve
 
 from deployments.classifier.config import ClassifierConfig
@@ -19,11 +20,19 @@ from deployments.classifier.protocol import Classification
 from serve_app import metrics
 
 
-def decode_image(image_bytes: bytes) -> Image.Image:
-    """Decode and fully load an image so that errors surface here, not inside a batch."""
+def decode_image(
+    image_bytes: bytes, min_short_side: int = 256, min_long_side: int = 512
+) -> Image.Image:
+    """Decode, EXIF-rotate and fully load a picture so that errors surface here, not inside a
+    batch. A JPEG is decoded at the smallest DCT scale that keeps both minimum sides (the
+    engines shrink it further): a 12 MP photo decodes in a fraction of the time."""
     try:
         image = Image.open(io.BytesIO(image_bytes))
-        return image.convert("RGB")
+        width, height = image.size
+        scale = max(min_short_side / min(width, height), min_long_side / max(width, height))
+        if scale < 1:
+            image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
+        return ImageOps.exif_transpose(image).convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"cannot decode image: {exc}") from exc
 

@@ -109,6 +109,12 @@ class RouterConfig(BaseModel):
     negative_prompt: str = (
         "distorted, blurry, low quality, flickering, watermark, text, static, jpeg artifacts"
     )
+    min_label_score: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="the picture's label names the prompt's subject from this score up",
+    )
     llm: LLMConfig | None = Field(
         default=None, description="the LLM planner; None: the rules planner alone"
     )

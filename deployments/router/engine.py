@@ -16,6 +16,8 @@ from deployments.router.config import RouterConfig
 from deployments.router.llm import PlanDraft, build_planner, planner_input, rules_draft
 from deployments.router.params import resolve_params
 from deployments.router.plan import Decision, GenerationParams, Plan, PlanRequest
+from deployments.router.subjects import warm_up
+from deployments.router.understanding import Understanding, understand
 
 logger = logging.getLogger("ray.serve")
 
@@ -46,12 +48,13 @@ class RouterEngine:
         self.fallbacks: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._chain = build_planner(config.llm, chat_model) if config.llm is not None else None
+        warm_up()  # the segmenter, dictionaries and lexicon load here, not on a first request
 
     def plan(self, request: PlanRequest) -> Plan:
         started = time.perf_counter()
         inputs = self._inputs(request)
         draft = self._chain.invoke(inputs) if self._chain is not None else rules_draft(inputs)
-        return self._finish(request, draft, started)
+        return self._finish(request, inputs["understanding"], draft, started)
 
     async def aplan(self, request: PlanRequest) -> Plan:
         """As `plan`, with the LLM call awaited rather than blocking the event loop."""
@@ -61,20 +64,21 @@ class RouterEngine:
             draft = await self._chain.ainvoke(inputs)
         else:
             draft = rules_draft(inputs)
-        return self._finish(request, draft, started)
+        return self._finish(request, inputs["understanding"], draft, started)
 
     def _inputs(self, request: PlanRequest) -> dict[str, Any]:
         if request.category not in self.config.categories:
             raise ValueError(
                 f"unknown category {request.category!r}; known: {sorted(self.config.categories)}"
             )
-        return planner_input(request, self._base(request))
+        understanding = understand(request, self.config.min_label_score)
+        return planner_input(request, self._base(request, understanding.category), understanding)
 
-    def _base(self, request: PlanRequest) -> GenerationParams:
+    def _base(self, request: PlanRequest, category: str) -> GenerationParams:
         """The settings without planner overrides: what "slower" is relative to."""
         params, _ = resolve_params(
             self.config,
-            request.category,
+            category,
             (request.image_width, request.image_height),
             request.user,
             rng=random.Random(0),  # the real seed is drawn once, in _finish
@@ -82,13 +86,15 @@ class RouterEngine:
         )
         return params
 
-    def _finish(self, request: PlanRequest, draft: PlanDraft, started: float) -> Plan:
+    def _finish(
+        self, request: PlanRequest, understanding: Understanding, draft: PlanDraft, started: float
+    ) -> Plan:
         if draft.fallback is not None:
             with self._lock:
                 self.fallbacks[draft.fallback.reason] += 1
         params, sources = resolve_params(
             self.config,
-            request.category,
+            understanding.category,
             (request.image_width, request.image_height),
             request.user,
             plan_overrides=draft.overrides,
@@ -111,6 +117,8 @@ class RouterEngine:
         plan = Plan(
             action=draft.action,
             planner=draft.planner,
+            category=understanding.category,
+            subject=draft.subject or understanding.head,
             prompt=draft.prompt,
             negative_prompt=merge_negative(self.config.negative_prompt, draft.negative_prompt),
             motion=draft.motion,
@@ -119,6 +127,11 @@ class RouterEngine:
             params=params,
             param_sources=sources,
             trace=[
+                Decision(
+                    stage="category",
+                    decision=understanding.category,
+                    detail=understanding.trace_detail(request),
+                ),
                 Decision(stage="plan", decision=draft.planner, detail=plan_detail),
                 Decision(
                     stage="params",
@@ -127,17 +140,18 @@ class RouterEngine:
                 ),
             ],
         )
-        self._log(request, plan, draft, plan_ms)
+        self._log(plan, draft, plan_ms)
         return plan
 
     @staticmethod
-    def _log(request: PlanRequest, plan: Plan, draft: PlanDraft, plan_ms: float) -> None:
+    def _log(plan: Plan, draft: PlanDraft, plan_ms: float) -> None:
         logger.info(
             "router plan",
             extra={
                 "planner": plan.planner,
                 "plan_action": plan.action,
-                "category": request.category,
+                "category": plan.category,
+                "subject": plan.subject,
                 "plan_reason": draft.reason,
                 "fallback_reason": draft.fallback.reason if draft.fallback else None,
                 "fallback_error": draft.fallback.exception if draft.fallback else None,

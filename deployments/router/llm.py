@@ -23,6 +23,7 @@ from deployments.router.config import LLMConfig
 from deployments.router.params import OVERRIDABLE
 from deployments.router.plan import GenerationParams, PlanRequest
 from deployments.router.rules import plan_with_rules
+from deployments.router.understanding import Understanding
 
 MAX_PROMPT_WORDS = 40  # longer prompts are cut at a clause boundary; 3x longer ones rejected
 ERROR_KEY = "error"  # where with_fallbacks hands the LLM's exception to the rules planner
@@ -51,6 +52,7 @@ class PlanDraft:
     overrides: dict[str, float] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
     fallback: Fallback | None = None
+    subject: str | None = None  # the prompt's subject phrase, where the planner knows it
 
 
 class ParamOverrides(BaseModel):
@@ -93,7 +95,8 @@ should move. You write the English text prompt the model is given.
 
 The prompt:
 - English only, one line, at most 20 words, short comma-separated phrases.
-- The subject in a few words, then the action with its direction and speed, then the \
+- The subject in a few words (the one given below: what the instruction names, else what the \
+picture shows), then the action with its direction and speed, then the \
 atmosphere (light, mood). Example: "A ceramic cup rotating slowly clockwise on a turntable, \
 soft studio light, calm atmosphere".
 - Only motion the picture can plausibly show: no new subjects, no text, no scene cuts.
@@ -120,6 +123,8 @@ question in the user's language; otherwise null."""
 USER_TEMPLATE = """\
 Instruction: {instruction}
 Picture category: {category}
+What the picture shows (classifier labels, best first): {labels}
+Subject: {subject}
 Earlier prompts of this session, oldest first:
 {history}
 {settings_label}: {settings}
@@ -128,9 +133,22 @@ Asking a clarifying question: {clarify}"""
 PROMPT = ChatPromptTemplate.from_messages([("system", SYSTEM_PROMPT), ("human", USER_TEMPLATE)])
 
 
-def planner_input(request: PlanRequest, base: GenerationParams | None = None) -> dict[str, Any]:
-    """The chain's input: the request and the settings it would get without overrides."""
-    return {"request": request, "base": base}
+def planner_input(
+    request: PlanRequest,
+    base: GenerationParams | None = None,
+    understanding: Understanding | None = None,
+) -> dict[str, Any]:
+    """The chain's input: the request, the settings it would get without overrides and what the
+    request is about (subject and category)."""
+    return {"request": request, "base": base, "understanding": understanding}
+
+
+def _subject_text(understanding: Understanding | None) -> str:
+    if understanding is None or understanding.head is None:
+        return "not named; describe what the picture shows"
+    if understanding.subject is not None:
+        return f"{understanding.head} (named in the instruction)"
+    return f"{understanding.head} (what the picture shows)"
 
 
 def _settings_text(params: GenerationParams | None) -> str:
@@ -143,9 +161,13 @@ def prompt_variables(inputs: dict[str, Any]) -> dict[str, str]:
     request: PlanRequest = inputs["request"]
     history = "\n".join(f"{i}. {p}" for i, p in enumerate(request.history, 1)) or "(none)"
     continued = request.previous is not None
+    understanding: Understanding | None = inputs.get("understanding")
+    labels = ", ".join(f"{lb.name} ({lb.score:.2f})" for lb in request.labels[:5]) or "none"
     return {
         "instruction": request.instruction.strip() or "(empty)",
-        "category": request.category,
+        "category": understanding.category if understanding else request.category,
+        "labels": labels,
+        "subject": _subject_text(understanding),
         "history": history,
         "settings_label": "Settings of the video being continued"
         if continued
@@ -287,12 +309,14 @@ def rules_draft(inputs: dict[str, Any]) -> PlanDraft:
     """The rules planner as a draft; `inputs[ERROR_KEY]` (set by with_fallbacks) says why it
     stands in for the LLM."""
     request: PlanRequest = inputs["request"]
+    understanding: Understanding | None = inputs.get("understanding")
     result = plan_with_rules(
         request.instruction,
-        request.category,
+        understanding.category if understanding else request.category,
         request.history,
         request.previous,
         inputs.get("base"),
+        subject=understanding.picture_subject if understanding else None,
     )
     error = inputs.get(ERROR_KEY)
     asks = request.allow_clarify and is_question(request.instruction)
@@ -308,8 +332,13 @@ def rules_draft(inputs: dict[str, Any]) -> PlanDraft:
             else None
         ),
         overrides=dict(result.overrides),
-        detail={"motions": list(result.motion_names), "speed": result.speed},
+        detail={
+            "motions": list(result.motion_names),
+            "speed": result.speed,
+            "subject_source": result.subject_source,
+        },
         fallback=describe_failure(error) if error is not None else None,
+        subject=result.subject,
     )
 
 

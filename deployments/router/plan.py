@@ -6,6 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.classifier.protocol import Label
+
+# Where the picture's category in a PlanRequest came from. A subject named in the instruction
+# overrides a classifier's (or a session picture's) category; a user's or a remixed source's
+# category stays.
+CategorySource = Literal["classifier", "session", "user", "source"]
+
 
 class UserParams(BaseModel):
     """Generation settings the user gave explicitly (already range-checked by the ingress)."""
@@ -45,7 +52,11 @@ class PlanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instruction: str
-    category: str
+    category: str = Field(description="the picture's category before the instruction is read")
+    category_source: CategorySource = "classifier"
+    labels: list[Label] = Field(
+        default_factory=list, description="what the classifier saw in the picture, best first"
+    )
     image_width: int = Field(gt=0)
     image_height: int = Field(gt=0)
     user: UserParams = Field(default_factory=UserParams)
@@ -74,6 +85,14 @@ class Plan(BaseModel):
 
     action: Literal["generate", "clarify"] = "generate"
     planner: Literal["rules", "llm"]
+    category: str | None = Field(
+        default=None, description="the category the plan is for: its parameters' table row"
+    )
+    subject: str | None = Field(
+        default=None,
+        description="what the prompt is about, in English, as the instruction or "
+        "the picture's label named it",
+    )
     prompt: str
     negative_prompt: str
     motion: str

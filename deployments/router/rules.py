@@ -8,8 +8,12 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
+
+from lemminflect import getAllLemmas
 
 from deployments.router.plan import GenerationParams
+from deployments.router.subjects import find_subject, subject_phrase
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ MOTIONS: tuple[Motion, ...] = (
             "转动",
             "转一圈",
             "转圈",
+            "转起来",
             "360",
             "rotate",
             "rotating",
@@ -66,7 +71,7 @@ MOTIONS: tuple[Motion, ...] = (
     Motion("snow", ("下雪", "雪", "snow", "snowing", "snowflake"), "snowflakes gently falling"),
     Motion(
         "wind",
-        ("风", "吹", "wind", "breeze", "windy", "blowing"),
+        ("风", "吹", "wind", "breeze", "windy", "blow", "blowing"),
         "wind blowing, leaves and hair swaying in the breeze",
     ),
     Motion(
@@ -76,7 +81,7 @@ MOTIONS: tuple[Motion, ...] = (
     ),
     Motion(
         "wave",
-        ("挥手", "招手", "wave", "waves hello", "waves at", "waving"),
+        ("挥手", "招手", "wave", "waves hello", "waves at", "waves to", "waves goodbye", "waving"),
         "waving a hand in greeting",
     ),
     Motion(
@@ -114,7 +119,7 @@ MOTIONS: tuple[Motion, ...] = (
     Motion("clouds", ("云", "cloud", "clouds", "sky moving"), "clouds drifting across the sky"),
     Motion(
         "fire",
-        ("火焰", "燃烧", "火", "fire", "flame", "burning", "candle"),
+        ("火焰", "燃烧", "火", "fire", "flame", "burn", "burning", "candle"),
         "flames flickering and dancing",
     ),
     Motion(
@@ -130,7 +135,16 @@ MOTIONS: tuple[Motion, ...] = (
     Motion("tail", ("摇尾巴", "尾巴", "wag", "tail"), "wagging its tail happily"),
     Motion(
         "head_turn",
-        ("转头", "回头", "扭头", "turn head", "look around", "looks around"),
+        (
+            "转头",
+            "回头",
+            "扭头",
+            "turn head",
+            "turn its head",
+            "turn his head",
+            "turn her head",
+            "look around",
+        ),
         "turning its head to look around",
     ),
     Motion("float", ("漂浮", "飘", "float", "floating", "drift"), "floating and drifting gently"),
@@ -301,8 +315,15 @@ MIN_SMOOTH_FPS = 4  # below this a "slower" video turns choppy: add frames inste
 MAX_REASONABLE_FPS = 24
 
 
+SubjectSource = Literal["instruction", "picture", "category", "earlier"]
+
+
 @dataclass(frozen=True)
 class RulesResult:
+    """`subject` is the prompt's head phrase; `subject_source` says where it came from: the
+    instruction ("让这只狗摇尾巴"), the picture (the caller's `subject`), the category's
+    generic words, or the earlier prompt that a follow-up revises."""
+
     prompt: str
     motion: str
     motion_names: tuple[str, ...]
@@ -310,9 +331,78 @@ class RulesResult:
     reason: str
     overrides: dict[str, float] = field(default_factory=dict)
     revised: bool = False
+    subject: str = ""
+    subject_source: SubjectSource = "category"
+
+
+# English keywords match on lemmas: "pans", "panned" and "panning" all ask for "pan", "zooms in"
+# for "zoom in". Forms whose lemma would mostly mislead are left out: "ocean waves" are no
+# waving hand, a "winding road" no wind.
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_MISLEADING_LEMMAS = {"waves": "wave", "winding": "wind", "wound": "wind"}
+
+
+@functools.lru_cache(maxsize=8192)
+def word_lemmas(word: str) -> frozenset[str]:
+    """The word and every lemma lemminflect gives it, any part of speech ("flew" -> fly)."""
+    lemmas = {word}
+    for forms in getAllLemmas(word).values():
+        lemmas.update(forms)
+    lemmas.discard(_MISLEADING_LEMMAS.get(word, ""))
+    return frozenset(lemmas)
+
+
+@functools.lru_cache(maxsize=512)
+def _lemmatised(lowered: str) -> tuple[tuple[tuple[int, frozenset[str]], ...], frozenset[str]]:
+    """Each word of the text with its start and its lemmas, and all of them together
+    (once per text: cached)."""
+    words = tuple((m.start(), word_lemmas(m.group())) for m in _WORD.finditer(lowered))
+    return words, frozenset().union(*(lemmas for _, lemmas in words))
+
+
+@functools.cache
+def _keyword_words(keyword: str) -> tuple[tuple[str, str], ...]:
+    """Each word of an English keyword as written and as the lemma it matches: an inflected
+    verb becomes its lemma ("rotating" -> rotate), other words stay ("lighting", "smaller").
+    Empty for a Chinese keyword."""
+    if _CJK.search(keyword):
+        return ()
+    words = []
+    for word in keyword.split():
+        readings = getAllLemmas(word)
+        own = any(word in forms for forms in readings.values())
+        verbs = readings.get("VERB", ())
+        words.append((word, word if own or not verbs else verbs[0]))
+    return tuple(words)
+
+
+def _find(text: str, keyword: str) -> list[int]:
+    """Where the keyword occurs in the lower-case text: substrings for Chinese, lemma
+    sequences for English."""
+    wanted = _keyword_words(keyword)
+    if not wanted:
+        return [m.start() for m in re.finditer(re.escape(keyword), text)] if keyword in text else []
+    words, present = _lemmatised(text)
+    if not any(form in present for form in wanted[0]):
+        return []
+    return [
+        words[i][0]
+        for i in range(len(words) - len(wanted) + 1)
+        if all(
+            written in lemmas or lemma in lemmas
+            for (written, lemma), (_, lemmas) in zip(
+                wanted, words[i : i + len(wanted)], strict=True
+            )
+        )
+    ]
 
 
 def _contains(text: str, keyword: str) -> bool:
+    return bool(_find(text, keyword))
+
+
+def _contains_exact(text: str, keyword: str) -> bool:
+    """The keyword as written, for our own English prompts ("clouds drifting" is no "drift")."""
     if _CJK.search(keyword):
         return keyword in text
     return re.search(rf"(?<![a-z]){re.escape(keyword)}(?![a-z])", text) is not None
@@ -348,13 +438,13 @@ def _is_meaningful(text: str) -> bool:
 
 
 # Compounds whose characters would otherwise read as motions (风景 is "landscape", not wind).
-_CJK_COMPOUNDS = ("风景", "风格", "风光", "雪白", "火车", "烟囱")
+_CJK_COMPOUNDS = ("风景", "风格", "风光", "雪白", "火车", "烟囱", "风车")
 
 
 def _keyword_negated(lowered: str, keyword: str) -> bool:
     """Whether the keyword is asked away: "stop the rain", "no more snow", "不要下雨"."""
-    for match in re.finditer(re.escape(keyword), lowered):
-        before = lowered[: match.start()]
+    for start in _find(lowered, keyword):
+        before = lowered[:start]
         if _CJK.search(keyword):
             if _CJK_NEGATION.search(before[-5:]):
                 return True
@@ -437,6 +527,7 @@ def plan_with_rules(
     history: Sequence[str] = (),
     previous: GenerationParams | None = None,
     base: GenerationParams | None = None,
+    subject: str | None = None,
 ) -> RulesResult:
     """Deterministic: the same arguments always give the same prompt.
 
@@ -444,18 +535,43 @@ def plan_with_rules(
     such as "slower" / "now make it rain") revises the last prompt; speed changes come with
     parameter overrides relative to `previous`, else to `base` (the settings this request
     would otherwise get). An empty or meaningless instruction always gives "slight movement".
+
+    A fresh prompt starts with the subject the instruction names ("让这只狗摇尾巴" -> "A dog"),
+    else `subject` (the caller's head phrase for the picture, e.g. "A tabby cat"), else the
+    category's generic words ("An animal").
     """
     text = instruction.strip()
     if not text or not _is_meaningful(text):
-        return _fresh(text, category, junk=True)
+        return _fresh(text, category, subject, junk=True)
     earlier = history[-1].strip() if history else ""
     if earlier.isascii() and earlier and (previous is not None or is_follow_up(text)):
         return revise_prompt(earlier, text, previous or base)
-    return _fresh(text, category)
+    return _fresh(text, category, subject)
 
 
-def _fresh(text: str, category: str, junk: bool = False) -> RulesResult:
-    subject = CATEGORY_SUBJECTS.get(category, "The scene")
+def _picture_subject(subject: str | None) -> str | None:
+    """The caller's head phrase as one clause of English ("A tabby cat"), or None."""
+    words = (subject or "").replace(",", " ").split()
+    phrase = " ".join(words)
+    if not phrase or not phrase.isascii():
+        return None
+    return phrase[:1].upper() + phrase[1:]
+
+
+def _head(text: str, category: str, subject: str | None, junk: bool) -> tuple[str, str]:
+    """The prompt's head phrase and where it came from (the category stays the caller's: it
+    decides whether a subject named in the instruction overrides the picture's)."""
+    found = None if junk else find_subject(text)
+    if found is not None:
+        return subject_phrase(found), "instruction"
+    picture = _picture_subject(subject)
+    if picture is not None:
+        return picture, "picture"
+    return CATEGORY_SUBJECTS.get(category, "The scene"), "category"
+
+
+def _fresh(text: str, category: str, subject: str | None = None, junk: bool = False) -> RulesResult:
+    head, source = _head(text, category, subject, junk)
     atmosphere = CATEGORY_ATMOSPHERE.get(category, "natural lighting")
     speed = find_speed(text)
     motions = [] if junk else find_motions(text)[:2]
@@ -472,8 +588,16 @@ def _fresh(text: str, category: str, junk: bool = False) -> RulesResult:
         reason = "no known motion words: category motion"
 
     speed_words = f", moving {speed}" if speed and speed not in motion else ""
-    prompt = f"{subject}, {motion}{speed_words}, {atmosphere}, smooth motion, high quality"
-    return RulesResult(prompt=prompt, motion=motion, motion_names=names, speed=speed, reason=reason)
+    prompt = f"{head}, {motion}{speed_words}, {atmosphere}, smooth motion, high quality"
+    return RulesResult(
+        prompt=prompt,
+        motion=motion,
+        motion_names=names,
+        speed=speed,
+        reason=reason,
+        subject=head,
+        subject_source=source,
+    )
 
 
 # Clauses of the phrasebook's own motions: never mistaken for style words ("light shifting").
@@ -520,7 +644,7 @@ def _mentions(prompt: str, motion: Motion) -> bool:
     lowered = prompt.lower()
     clauses = [c.strip() for c in motion.phrase.split(",")]
     words = [k for k in motion.keywords if not _CJK.search(k) and len(k) >= 3]
-    return any(c in lowered for c in clauses) or _contains_any(lowered, tuple(words))
+    return any(c in lowered for c in clauses) or any(_contains_exact(lowered, w) for w in words)
 
 
 def _speed_overrides(change: int, ref: GenerationParams | None) -> dict[str, float]:
@@ -602,4 +726,6 @@ def revise_prompt(earlier: str, text: str, ref: GenerationParams | None = None) 
         reason=reason,
         overrides=_speed_overrides(change, ref),
         revised=True,
+        subject=clauses[0],
+        subject_source="earlier",
     )

@@ -21,7 +21,8 @@ def test_tiny_profile_loads_with_deployment_options():
     assert app.deployments["Generator"]["max_ongoing_requests"] == app.generator.max_batch_size
     # Local paths are made absolute so replicas in other working directories find them.
     assert app.generator.model == str(ROOT / "models" / "tiny" / "generator")
-    assert app.classifier.model == "local-dir:" + str(ROOT / "models" / "tiny" / "classifier")
+    assert app.classifier.engine == "imagenet"  # real ImageNet weights from a package
+    assert app.classifier.imagenet.weights.startswith("package:")
     assert app.stores.artifact_dir.startswith("/")
 
 

@@ -1,10 +1,6 @@
-"""The ImageNet classifier engine on real weights: real photos get the category a person would
-give them, every ImageNet class has a category derived from WordNet, odd pictures do not break it.
-
-Photos: scikit-image's data (public domain / CC0, see skimage/data/README.txt), the examples/
-folder (see examples/LICENSE.md) and KDE's wallpapers from Debian's plasma-workspace-wallpapers
-(GPL-2+, read in place under /usr/share/wallpapers, never copied into the repo).
-"""
+"""The ImageNet classifier engine on real weights: real photos (tests/support/photos.py) get the
+category a person would give them, every ImageNet class has a category derived from WordNet, odd
+pictures do not break it."""
 
 from __future__ import annotations
 
@@ -26,35 +22,13 @@ from deployments.classifier.imagenet_engine import (
     resolve_weights,
     with_person,
 )
+from tests.support.photos import PHOTOS, Photo
 
 REPO = Path(__file__).resolve().parents[2]
-WALLPAPERS = Path("/usr/share/wallpapers")
-
-
-def _wallpaper(name: str) -> Image.Image:
-    return Image.open(WALLPAPERS / name / "contents" / "images" / "2560x1600.jpg")
 
 
 def _skimage(name: str) -> Image.Image:
     return Image.fromarray(getattr(skimage.data, name)())
-
-
-# (picture, category a person gives it, a label that must be among the top three, or None)
-PHOTOS = [
-    ("examples/cup.jpg", lambda: Image.open(REPO / "examples/cup.jpg"), "still_life", "espresso"),
-    ("examples/cat.jpg", lambda: Image.open(REPO / "examples/cat.jpg"), "animal", "tabby cat"),
-    ("examples/astronaut.jpg", lambda: Image.open(REPO / "examples/astronaut.jpg"), "person", None),
-    ("skimage coffee", lambda: _skimage("coffee"), "still_life", "espresso"),
-    ("skimage chelsea", lambda: _skimage("chelsea"), "animal", "tiger cat"),
-    ("skimage astronaut", lambda: _skimage("astronaut"), "person", None),
-    ("skimage camera (grey)", lambda: _skimage("camera"), "person", None),
-    ("skimage rocket", lambda: _skimage("rocket"), "still_life", "missile"),
-    ("KDE EveningGlow (lake, boats)", lambda: _wallpaper("EveningGlow"), "landscape", None),
-    ("KDE DarkestHour (misty lake)", lambda: _wallpaper("DarkestHour"), "landscape", "lakeside"),
-    ("KDE summer_1am (lake at dusk)", lambda: _wallpaper("summer_1am"), "landscape", "sandbar"),
-    ("KDE Path (forest path)", lambda: _wallpaper("Path"), "landscape", None),
-    ("KDE ColdRipple (pier in fog)", lambda: _wallpaper("ColdRipple"), "landscape", "pier"),
-]
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +36,14 @@ def engine() -> ImageNetEngine:
     return ImageNetEngine(ClassifierConfig(engine="imagenet", device="cpu"))
 
 
-@pytest.mark.parametrize(("name", "load", "category", "label"), PHOTOS, ids=[p[0] for p in PHOTOS])
-def test_real_photo_gets_its_category(engine, name, load, category, label):
-    result = engine.classify([load()])[0]
-    assert result.category == category, (name, result.scores, result.labels[:3])
+@pytest.mark.parametrize("photo", PHOTOS, ids=[p.name for p in PHOTOS])
+def test_real_photo_gets_its_category(engine, photo: Photo):
+    result = engine.classify([photo.load()])[0]
+    assert result.category == photo.category, (result.scores, result.labels[:3])
     assert math.isclose(sum(result.scores.values()), 1.0, abs_tol=1e-4)
     assert list(result.scores) == list(CATEGORIES)
-    if label is not None:
-        assert label in [lb.name for lb in result.labels[:3]], result.labels[:3]
+    if photo.label is not None:
+        assert photo.label in [lb.name for lb in result.labels[:3]], result.labels[:3]
 
 
 def test_a_face_makes_a_person_and_is_recorded(engine):

@@ -49,6 +49,11 @@ def make_engine(base_url: str, **llm: object) -> RouterEngine:
     return RouterEngine(config, rng=random.Random(0))
 
 
+def stage(plan, name: str):
+    """The plan's decision of one stage (category, plan, params)."""
+    return next(d for d in plan.trace if d.stage == name)
+
+
 def request(instruction: str = "展示这个杯子旋转", **fields: object) -> PlanRequest:
     values = {"category": "still_life", "image_width": 640, "image_height": 480, **fields}
     return PlanRequest(instruction=instruction, **values)
@@ -67,11 +72,11 @@ def test_good_reply_gives_an_llm_plan_with_its_overrides(server):
     assert (plan.params.num_frames, plan.params.fps) == (12, 6)
     assert plan.param_sources["fps"] == plan.param_sources["num_frames"] == "plan"
     assert plan.param_sources["num_inference_steps"] == "table"
-    decision = plan.trace[0]
+    decision = stage(plan, "plan")
     assert (decision.stage, decision.decision) == ("plan", "llm")
     assert decision.detail["model"] == "test-model" and decision.detail["plan_ms"] > 0
     assert "fallback" not in decision.detail
-    assert plan.trace[1].detail["sources"] == plan.param_sources
+    assert stage(plan, "params").detail["sources"] == plan.param_sources
     assert not engine.fallbacks
     assert len(server.requests) == 1
 
@@ -130,8 +135,8 @@ def test_failures_fall_back_to_the_rules_and_say_why(server, reply, reason, exce
     assert plan.planner == "rules" and plan.action == "generate"
     assert plan.prompt == plan_with_rules("展示这个杯子旋转", "still_life").prompt
     assert plan.params.num_frames == 8  # a valid plan: the table's still-life row
-    fallback = plan.trace[0].detail["fallback"]
-    assert (plan.trace[0].decision, fallback["reason"]) == ("rules", reason)
+    fallback = stage(plan, "plan").detail["fallback"]
+    assert (stage(plan, "plan").decision, fallback["reason"]) == ("rules", reason)
     assert fallback["exception"] == exception and fallback["message"]
     assert engine.fallbacks == {reason: 1}
 
@@ -140,7 +145,7 @@ def test_connection_refused_falls_back():
     engine = make_engine(FakeOpenAIServer.closed_url())
     plan = engine.plan(request("make it rain", category="landscape"))
     assert plan.planner == "rules" and "rain falling" in plan.prompt
-    fallback = plan.trace[0].detail["fallback"]
+    fallback = stage(plan, "plan").detail["fallback"]
     assert (fallback["reason"], fallback["exception"]) == ("connection", "OpenAIConnectionError")
     assert engine.fallbacks["connection"] == 1
 
@@ -171,7 +176,7 @@ def test_clarify_on_videos_generates_from_the_best_guess(server):
     plan = make_engine(server.url).plan(request(allow_clarify=False))
     assert (plan.planner, plan.action, plan.question) == ("llm", "generate", None)
     assert plan.prompt == CLARIFY["prompt"]
-    assert "cannot ask" in plan.trace[0].detail["reason"]
+    assert "cannot ask" in stage(plan, "plan").detail["reason"]
 
 
 def test_clarify_when_allowed_asks_the_question(server):
@@ -187,7 +192,7 @@ def test_long_prompt_is_cut_at_a_comma(server):
     clauses = ["A ceramic cup rotating slowly on a turntable"] + ["soft warm studio light"] * 12
     server.script([Reply.structured({**GOOD, "prompt": ", ".join(clauses)})])
     plan = make_engine(server.url).plan(request())
-    assert plan.planner == "llm" and plan.trace[0].detail["truncated"] is True
+    assert plan.planner == "llm" and stage(plan, "plan").detail["truncated"] is True
     assert len(plan.prompt.split()) <= 40
     assert plan.prompt.startswith(clauses[0]) and not plan.prompt.endswith(",")
 
@@ -203,7 +208,7 @@ def test_nonsense_overrides_are_dropped(server):
     server.script([Reply.structured({**GOOD, "overrides": overrides})])
     plan = make_engine(server.url).plan(request())
     assert plan.overrides == {"fps": 10}
-    assert plan.trace[0].detail["dropped_overrides"] == ["num_frames", "guidance_scale"]
+    assert stage(plan, "plan").detail["dropped_overrides"] == ["num_frames", "guidance_scale"]
 
 
 def test_async_path_and_the_serve_wrapper(server):
@@ -236,7 +241,7 @@ def test_one_structured_log_line_per_plan(server, caplog):
 def test_rules_planner_runs_alone_without_llm_config():
     engine = RouterEngine(RouterConfig(), rng=random.Random(0))
     plan = engine.plan(request())
-    assert plan.planner == "rules" and "fallback" not in plan.trace[0].detail
+    assert plan.planner == "rules" and "fallback" not in stage(plan, "plan").detail
     assert "rotating" in plan.prompt and not engine.fallbacks
 
 
@@ -283,4 +288,4 @@ def test_now_make_it_rain_keeps_the_earlier_motion():
     assert "rotating on a turntable" in plan.prompt and "rain falling" in plan.prompt
     assert plan.prompt.index("rotating") < plan.prompt.index("rain")
     assert plan.params.fps == PREVIOUS.fps and plan.param_sources["fps"] == "previous"
-    assert "+rain" in plan.trace[0].detail["reason"]
+    assert "+rain" in stage(plan, "plan").detail["reason"]

@@ -182,3 +182,59 @@ def test_revisions_stay_short_ascii_and_deterministic():
 
 def test_junk_follow_up_still_gives_slight_movement():
     assert follow_up("asdf ???").motion == DEFAULT_MOTION
+
+
+# English keywords match on lemmas (lemminflect): inflected verbs ask for their motions.
+
+
+@pytest.mark.parametrize(
+    ("instruction", "words"),
+    [
+        ("the camera pans slowly to the right", ["panning", "slowly"]),
+        ("the camera panned left", ["panning"]),
+        ("panning across the valley", ["panning"]),
+        ("it rotates", ["rotating"]),
+        ("it rotated twice", ["rotating"]),
+        ("the wheel is spinning", ["rotating"]),
+        ("the top spins", ["rotating"]),
+        ("the roses bloomed", ["blooming"]),
+        ("the petals are blooming", ["blooming"]),
+        ("she waved at me", ["waving"]),
+        ("the river flows", ["water flowing"]),
+        ("a bird flew away", ["flying"]),
+        ("the camera zooms in", ["zooming in"]),
+        ("zooming in on the cup", ["zooming in"]),
+        ("the girl turned around", ["rotating"]),
+        ("the candle burned", ["flames"]),
+        ("it's raining", ["rain falling"]),
+        ("the cat turns its head", ["turning its head"]),
+        ("the wind blows", ["wind blowing"]),
+        ("they danced", ["dancing"]),
+    ],
+)
+def test_inflected_english_verbs_match_their_motions(instruction, words):
+    result = plan_with_rules(instruction, "landscape")
+    for word in words:
+        assert word in result.prompt, (instruction, result.prompt)
+
+
+@pytest.mark.parametrize(
+    ("instruction", "absent"),
+    [
+        ("the ocean waves roll in", "waving"),  # waves of the sea, no waving hand
+        ("a winding road at dusk", "wind blowing"),
+        ("no more spinning", "turntable"),
+        ("stop the raining", "rain falling"),
+    ],
+)
+def test_lemma_matching_keeps_nouns_and_negation_apart(instruction, absent):
+    assert absent not in plan_with_rules(instruction, "landscape").prompt
+
+
+def test_the_prompt_says_where_its_subject_came_from():
+    named = plan_with_rules("让这只狗摇尾巴", "animal")
+    assert (named.subject, named.subject_source) == ("A dog", "instruction")
+    picture = plan_with_rules("make it move", "animal", subject="A tabby cat")
+    assert (picture.subject, picture.subject_source) == ("A tabby cat", "picture")
+    generic = plan_with_rules("make it move", "animal")
+    assert (generic.subject, generic.subject_source) == ("An animal", "category")
