@@ -29,7 +29,7 @@ class Motion:
 MOTIONS: tuple[Motion, ...] = (
     Motion(
         "bloom",
-        ("绽放", "开花", "盛开", "花开", "bloom", "blossom", "flower open"),
+        ("绽放", "开花", "盛开", "花开", "开放", "绽开", "bloom", "blossom", "flower open"),
         "flowers slowly blooming, petals unfolding",
     ),
     Motion(
@@ -91,10 +91,36 @@ MOTIONS: tuple[Motion, ...] = (
     ),
     Motion(
         "walk",
-        ("走路", "行走", "散步", "走", "walk", "walking", "stroll"),
+        # Not a bare 走: "让车开走" is a car driving off, not walking.
+        ("走路", "行走", "散步", "走动", "走过", "走来", "走向", "walk", "walking", "stroll"),
         "walking forward with natural steps",
     ),
-    Motion("run", ("奔跑", "跑", "run", "running", "sprint"), "running energetically"),
+    Motion(
+        "run",
+        ("奔跑", "跑", "奔驰", "run", "running", "sprint", "gallop"),
+        "running energetically",
+    ),
+    Motion(
+        "travel",
+        ("开走", "开过", "行驶", "驶过", "驶", "航行", "骑", "drive", "sail", "ride", "cruise"),
+        "moving steadily forward along its way",
+    ),
+    Motion("swim", ("游泳", "游动", "游", "swim"), "swimming gracefully through the water"),
+    Motion("jump", ("跳跃", "跳起", "蹦", "jump", "leap", "hop"), "jumping up energetically"),
+    Motion("nod", ("点头", "点点头", "nod"), "nodding gently"),
+    Motion("turn_around", ("转身", "turn round"), "turning around to face the camera"),
+    Motion("stretch", ("伸懒腰", "懒腰", "伸展", "stretch"), "stretching lazily"),
+    Motion("rest", ("睡觉", "熟睡", "呼吸", "sleep", "breathe"), "breathing slowly while resting"),
+    Motion(
+        "fall",
+        ("飘落", "落下", "掉落", "凋落", "falling leaves", "fall"),
+        "falling gently through the air",
+    ),
+    Motion(
+        "flutter",
+        ("扇动", "扑腾", "flutter", "flap"),
+        "wings fluttering lightly",
+    ),
     Motion(
         "fly", ("飞翔", "飞", "fly", "flying", "soar"), "flying through the air, wings flapping"
     ),
@@ -103,7 +129,7 @@ MOTIONS: tuple[Motion, ...] = (
     Motion("dance", ("跳舞", "舞蹈", "dance", "dancing"), "dancing rhythmically"),
     Motion(
         "zoom_in",
-        ("推近", "放大", "拉近", "zoom in", "push in", "close up"),
+        ("推近", "放大", "拉近", "zoom in", "zoom into", "push in", "close up"),
         "camera slowly zooming in",
     ),
     Motion(

@@ -46,6 +46,7 @@ _EXTRA_NOUNS = {
     "book": "still_life",  # its first "book" the text,
     "kite": "still_life",  # its first "kite" a hawk,
     "food": "still_life",
+    "dragon": "animal",  # its first "dragon" a fierce woman
 }
 
 # English words that never start a subject noun phrase.
