@@ -1,5 +1,7 @@
 """Planning latency: `RouterEngine.plan` called directly, for the rules planner and for the LLM
 planner (real ChatOpenAI over HTTP) against the local scripted OpenAI server's instant replies.
+Every measured instruction is a different text (Chinese, English, follow-ups), so no plan comes
+from a cache of an identical earlier text.
 
     python bench/planning_latency.py [--requests 200]
 
@@ -42,22 +44,37 @@ PREVIOUS = GenerationParams(
     width=512, height=512, num_frames=16, num_inference_steps=40, guidance_scale=8.0, fps=8, seed=7
 )
 EARLIER = "An object, rotating on a turntable, camera orbiting around it, clean studio lighting"
-INSTRUCTIONS = [
-    ("让这张图里的花慢慢绽放", "landscape", False),
-    ("展示这个杯子旋转", "still_life", False),
-    ("make the dog wag its tail", "animal", False),
-    ("让她微笑", "person", False),
-    ("make it move", "landscape", False),
-    ("asdf ???", "person", False),
-    ("slower", "still_life", True),
-    ("现在让它下雨", "still_life", True),
-]
+ZH_SUBJECTS = ["杯子", "小狗", "花", "女孩", "瀑布", "汽车", "老人", "猫", "鸟", "云"]
+ZH_MOTIONS = ["旋转", "摇尾巴", "慢慢绽放", "挥手", "流动起来", "开走", "微笑", "转头", "飞起来"]
+EN_SUBJECTS = ["cup", "little dog", "flowers", "girl", "waterfall", "red car", "old man", "cat"]
+EN_MOTIONS = ["rotates slowly", "wags its tail", "bloomed", "waves hello", "flows", "spins fast"]
+FOLLOW_UPS = ["slower", "现在让它下雨", "faster please", "加点雪", "make it snow", "慢一点"]
+
+
+def instructions(count: int) -> list[tuple[str, str, bool]]:
+    """`count` different instructions (Chinese and English, a few follow-ups), so that no plan
+    is answered from a cache of an earlier identical text."""
+    out: list[tuple[str, str, bool]] = []
+    for i in range(count):
+        kind = i % 10
+        if kind == 9:
+            text, follow_up = f"{FOLLOW_UPS[i // 10 % len(FOLLOW_UPS)]} #{i}", True
+        elif kind % 2:
+            subject = EN_SUBJECTS[i % len(EN_SUBJECTS)]
+            text = f"make the {subject} move: it {EN_MOTIONS[i // 7 % len(EN_MOTIONS)]} #{i}"
+            follow_up = False
+        else:
+            subject = ZH_SUBJECTS[i % len(ZH_SUBJECTS)]
+            text = f"让这个{subject}{ZH_MOTIONS[i // 3 % len(ZH_MOTIONS)]}{i}次"
+            follow_up = False
+        out.append((text, ("person", "animal", "landscape", "still_life")[i % 4], follow_up))
+    assert len({text for text, _, _ in out}) == count
+    return out
 
 
 def requests(count: int) -> list[PlanRequest]:
     out = []
-    for i in range(count):
-        instruction, category, follow_up = INSTRUCTIONS[i % len(INSTRUCTIONS)]
+    for instruction, category, follow_up in instructions(count):
         out.append(
             PlanRequest(
                 instruction=instruction,
@@ -72,8 +89,8 @@ def requests(count: int) -> list[PlanRequest]:
 
 
 def measure(engine: RouterEngine, batch: list[PlanRequest], warmup: int = 10) -> list[float]:
-    for request in batch[:warmup]:
-        engine.plan(request)
+    for request in requests(warmup):  # other texts than the measured ones (all distinct)
+        engine.plan(request.model_copy(update={"instruction": request.instruction + " warm"}))
     engine.fallbacks.clear()
     timings = []
     for request in batch:

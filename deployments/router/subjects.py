@@ -150,7 +150,7 @@ def noun_category(noun: str) -> str | None:
 def subject_phrase(subject: Subject) -> str:
     """The prompt's head phrase: "A dog", "An old man", "Flowers" (no article when plural)."""
     text = subject.text
-    if subject.plural or text.split()[-1] in _MASS_NOUNS:
+    if subject.plural or text.split()[-1].lower() in _MASS_NOUNS:
         return text[:1].upper() + text[1:]
     if text in _UNIQUE_NOUNS:
         return f"The {text}"
@@ -164,6 +164,7 @@ def warm_up() -> None:
 
 
 def _vowel_sound(text: str) -> bool:
+    text = text.lower()  # labels keep their capitals: "Egyptian cat"
     if text.startswith(("uni", "use", "usu", "eu", "one", "ur")):
         return False
     return text.startswith(("a", "e", "i", "o", "u", "hour", "honest", "heir"))

@@ -75,6 +75,11 @@ def test_without_a_subject_the_picture_label_names_it(engine):
     assert decision(plan).detail["subject"] == "A tiger cat"
 
 
+def test_a_capitalised_label_gets_its_article(engine):
+    labels = [Label(name="Egyptian cat", score=0.4, category="animal")]
+    assert plan_for(engine, "让它动起来", "animal", labels).prompt.startswith("An Egyptian cat,")
+
+
 def test_a_label_of_another_category_is_not_the_subject(engine):
     # The astronaut photo: a face made it a person, ImageNet only sees a helmet.
     plan = plan_for(engine, "make it move", "person", HELMET_LABELS)
