@@ -50,9 +50,9 @@ DEMO = JobKind(
     "demo job (cup, 展示这个杯子旋转, the tiny profile's still-life row)", "展示这个杯子旋转", {}
 )
 LONG = JobKind(
-    "long job (cup, 192x128, 16 frames, 24 steps)",
+    "long job (cup, 192x128, 16 frames, 12 steps)",
     "展示这个杯子旋转",
-    {"size": "192x128", "num_frames": 16, "num_inference_steps": 24},
+    {"size": "192x128", "num_frames": 16, "num_inference_steps": 12},
 )
 
 
@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--poll-interval", type=float, default=0.1, help="seconds between polls")
     parser.add_argument("--seed", type=int, default=int(time.time()), help="first seed")
+    parser.add_argument("--jobs", choices=("both", "demo", "long"), default="both")
     args = parser.parse_args()
 
     serve_file = load_serve_file(args.config)
@@ -157,7 +158,8 @@ def main() -> None:
         client = OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
         engine = GeneratorEngine(serve_file.app.generator)
         results = []
-        for offset, kind in enumerate((DEMO, LONG)):
+        kinds = {"both": (DEMO, LONG), "demo": (DEMO,), "long": (LONG,)}[args.jobs]
+        for offset, kind in enumerate(kinds):
             pairs = measure(client, engine, args, kind, args.seed + 1000 * offset)
             results.append((kind, pairs))
     finally:
