@@ -72,8 +72,8 @@ class ImageNetEngineConfig(BaseModel):
     )
     category_weights: dict[str, float] = Field(
         default_factory=lambda: {"landscape": 3.0},
-        description="prior correction per category (default 1): ImageNet has 17 landscape "
-        "classes against 560 objects, so a view's probability spreads over the objects in it",
+        description="prior correction per category (default 1): ImageNet has 25 landscape "
+        "classes against 565 objects, so a view's probability spreads over the objects in it",
     )
     faces: FaceDetectorConfig | None = Field(
         default_factory=FaceDetectorConfig,
