@@ -16,7 +16,7 @@ from ray.serve.task_consumer import instantiate_adapter_from_config
 from starlette.concurrency import run_in_threadpool
 
 from deployments.classifier.protocol import Classification
-from deployments.generator.deployment import TASK_NAME
+from deployments.generator.protocol import TASK_NAME
 from deployments.router.plan import Plan, PlanRequest
 from serve_app import logs, metrics
 from serve_app.artifacts import ArtifactStore

@@ -14,6 +14,7 @@ from ray.serve.task_consumer import task_consumer, task_handler
 from deployments.generator.engine import GenerationRequest, GeneratorEngine
 from deployments.generator.generation import Generation
 from deployments.generator.leases import TaskLeases, current_task_id
+from deployments.generator.protocol import TASK_NAME
 from deployments.generator.worker import JobRunner
 from serve_app import logs, metrics
 from serve_app.artifacts import ArtifactStore
@@ -21,8 +22,6 @@ from serve_app.config import AppConfig
 from serve_app.jobs import JobStore
 
 logger = logging.getLogger("ray.serve")
-
-TASK_NAME = "generate_video"
 
 
 class ReplicaUnavailable(RuntimeError):

@@ -10,7 +10,7 @@ import time
 import redis
 from ray.serve.task_consumer import instantiate_adapter_from_config
 
-from deployments.generator.deployment import TASK_NAME
+from deployments.generator.protocol import TASK_NAME
 from tests.conftest import queued_job
 
 

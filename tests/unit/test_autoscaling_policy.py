@@ -12,7 +12,7 @@ import pytest
 from ray.serve.task_consumer import instantiate_adapter_from_config
 
 from deployments.generator.autoscaling import GeneratorQueuePolicy
-from deployments.generator.deployment import TASK_NAME
+from deployments.generator.protocol import TASK_NAME
 from serve_app.config import QueueConfig
 from tests.conftest import RedisServer
 
