@@ -274,7 +274,7 @@ class VideoService:
             instruction=draft.instruction,
             category=draft.category,
             category_source=draft.category_source,
-            labels=draft.labels,
+            labels=[label.model_dump() for label in draft.labels],
             image_width=draft.image.width,
             image_height=draft.image.height,
             user=draft.user,

@@ -6,12 +6,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.classifier.protocol import Label
-
 # Where the picture's category in a PlanRequest came from. A subject named in the instruction
 # overrides a classifier's (or a session picture's) category; a user's or a remixed source's
 # category stays.
 CategorySource = Literal["classifier", "session", "user", "source"]
+
+
+class Label(BaseModel):
+    """Something the classifier saw in the picture ("espresso"), its score and its category, as
+    the router reads it (the router takes it by value, so it imports nothing of the classifier)."""
+
+    name: str
+    score: float = Field(ge=0.0, le=1.0)
+    category: str
 
 
 class UserParams(BaseModel):

@@ -9,10 +9,9 @@ import random
 
 import pytest
 
-from deployments.classifier.protocol import Label
 from deployments.router.config import LLMConfig, RouterConfig
 from deployments.router.engine import RouterEngine
-from deployments.router.plan import PlanRequest
+from deployments.router.plan import Label, PlanRequest
 from tests.support.fake_openai import FakeOpenAIServer, Reply
 
 CUP_LABELS = [Label(name="espresso", score=0.95, category="still_life")]
