@@ -30,7 +30,8 @@ from ray import serve  # noqa: E402
 
 from deployments.classifier.config import ClassifierConfig  # noqa: E402
 from deployments.classifier.deployment import Classifier  # noqa: E402
-from deployments.classifier.imagenet_engine import CATEGORIES, ImageNetEngine  # noqa: E402
+from deployments.classifier.imagenet_engine import ImageNetEngine  # noqa: E402
+from i2v_core.domain import CATEGORIES  # noqa: E402
 from tests.support.photos import PHOTOS  # noqa: E402
 
 CONFIG = ClassifierConfig(engine="imagenet", device="cpu", max_batch_size=8)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from deployments.router.config import LLMConfig, RouterConfig  # noqa: E402
 from deployments.router.engine import RouterEngine  # noqa: E402
-from deployments.router.plan import GenerationParams, PlanRequest  # noqa: E402
+from deployments.router.protocol import GenerationParams, PlanRequest  # noqa: E402
 from tests.support.fake_openai import FakeOpenAIServer, Reply  # noqa: E402
 
 REPLY = {

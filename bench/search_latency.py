@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import or_, select  # noqa: E402
 
-from serve_app.jobs import Job, JobStore  # noqa: E402
+from i2v_core.jobs import Job, JobStore  # noqa: E402
 from tests.conftest import make_job  # noqa: E402
 
 INSTRUCTIONS = [

@@ -32,9 +32,9 @@ import torch  # noqa: E402
 
 from deployments.generator.engine import GenerationRequest, GeneratorEngine  # noqa: E402
 from deployments.generator.video import encode_mp4  # noqa: E402
-from serve_app import runtime  # noqa: E402
+from i2v_core import runtime  # noqa: E402
+from i2v_core.images import load_rgb  # noqa: E402
 from serve_app.config import ServeFile, load_serve_file  # noqa: E402
-from serve_app.images import load_rgb  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*Sora API.*")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from serve_app import runtime  # noqa: E402
+from i2v_core import runtime  # noqa: E402
 from serve_app.config import load_serve_file  # noqa: E402
 
 

@@ -10,8 +10,8 @@ from ray.serve import Application
 
 from deployments.classifier.deployment import Classifier
 from deployments.generator.deployment import generator_consumer
+from deployments.ingress.api import Ingress
 from deployments.router.deployment import Router
-from serve_app.api import Ingress
 from serve_app.config import AppConfig
 
 # Defaults for a single machine; a Serve config file's `deployments` entries override them.
@@ -33,11 +33,12 @@ def build_app(config: AppConfig) -> Application:
         config.classifier
     )
     router = serve.deployment(Router, **_options(config, "Router")).bind(config.router)
-    generator = serve.deployment(generator_consumer(config), **_options(config, "Generator")).bind(
-        config
-    )
+    generator_config = config.generator_deployment_config()
+    generator = serve.deployment(
+        generator_consumer(generator_config), **_options(config, "Generator")
+    ).bind(generator_config)
     return serve.deployment(Ingress, **_options(config, "Ingress")).bind(
-        config, classifier, router, generator
+        config.ingress_config(), classifier, router, generator
     )
 
 

@@ -14,107 +14,16 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from ray.serve.schema import CeleryAdapterConfig, ServeDeploySchema, TaskProcessorConfig
+from ray.serve.schema import ServeDeploySchema
 
 from deployments.classifier.config import ClassifierConfig
-from deployments.generator.config import GeneratorConfig
-from deployments.router.config import CATEGORIES, RouterConfig
+from deployments.generator.config import GeneratorConfig, GeneratorDeploymentConfig
+from deployments.ingress.config import AdmissionConfig, IngressConfig
+from deployments.router.config import RouterConfig
+from i2v_core.config import QueueConfig, StoreConfig, TimeoutConfig, UploadLimits
+from i2v_core.domain import CATEGORIES
 
 DEPLOYMENT_NAMES = ("Ingress", "Classifier", "Router", "Generator")
-
-
-class StoreConfig(BaseModel):
-    """Where state lives: the job database and the artifact folder."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    database_url: str = "sqlite:///var/i2v.db"
-    artifact_dir: str = "var/artifacts"
-
-
-class QueueConfig(BaseModel):
-    """The generation queue: Ray Serve asynchronous inference on Redis (Celery adapter)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    queue_name: str = "i2v_generate"
-    failed_queue_name: str = Field(
-        default="i2v_generate_failed",
-        description="dead-letter queue: the tasks of jobs that failed because no replica could "
-        "finish them (attempts exhausted, no healthy replica)",
-    )
-    unprocessable_queue_name: str = "i2v_generate_unprocessable"
-    max_retries: int = Field(default=3, ge=0)
-    visibility_timeout_s: int = Field(
-        default=120,
-        gt=0,
-        description="a task unacknowledged for this long is delivered again: the task of a "
-        "dead replica. Live replicas renew their running tasks' leases every third of it, so "
-        "it need not exceed the longest job, but it should be well under the job deadline",
-    )
-    restore_interval_s: int = Field(
-        default=10,
-        gt=0,
-        description="how often consumers look for unacknowledged tasks past the visibility "
-        "timeout (kombu's default sweep is every 10th 10 s tick: up to 100 s late)",
-    )
-
-    def task_processor_config(self) -> TaskProcessorConfig:
-        return TaskProcessorConfig(
-            queue_name=self.queue_name,
-            adapter_config=CeleryAdapterConfig(
-                broker_url=self.redis_url,
-                backend_url=self.redis_url,
-                broker_transport_options={
-                    "visibility_timeout": self.visibility_timeout_s,
-                    "unacked_restore_interval": self.restore_interval_s,
-                    "unacked_restore_throttle": 1,
-                    # A consumer killed during a sweep keeps kombu's restore lock until it
-                    # expires (default 300 s), holding back every overdue task. Restores are
-                    # transactions (no double restore), so a short lock is safe.
-                    "unacked_mutex_expire": max(10, 3 * self.restore_interval_s),
-                },
-                # A replica takes only the tasks it can start now, so the queue length (what
-                # autoscaling reads) stays honest and idle replicas get the waiting work.
-                app_custom_config={"worker_prefetch_multiplier": 1},
-            ),
-            max_retries=self.max_retries,
-            failed_task_queue_name=self.failed_queue_name,
-            unprocessable_task_queue_name=self.unprocessable_queue_name,
-        )
-
-
-class UploadLimits(BaseModel):
-    """What the ingress accepts before any work is done."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
-    max_image_pixels: int = Field(default=40_000_000, gt=0)
-    min_image_side: int = Field(default=16, gt=0)
-    image_formats: list[str] = Field(default_factory=lambda: ["PNG", "JPEG", "WEBP", "BMP", "GIF"])
-    max_prompt_chars: int = Field(default=2000, gt=0)
-    max_session_id_chars: int = Field(default=128, gt=0)
-
-
-class TimeoutConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    classify_s: float = Field(default=30.0, gt=0)
-    plan_s: float = Field(default=30.0, gt=0)
-    job_deadline_s: float = Field(default=300.0, gt=0)
-
-
-class AdmissionConfig(BaseModel):
-    """Backpressure: how much accepted-but-unfinished work the service holds before it answers
-    429 at once instead of queueing more."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_backlog: int = Field(default=200, gt=0, description="jobs queued or in progress")
-    retry_after_s: int = Field(default=5, gt=0, description="sent as Retry-After with a 429")
-    max_idempotency_key_chars: int = Field(default=255, gt=0)
 
 
 class AppConfig(BaseModel):
@@ -154,6 +63,28 @@ class AppConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown deployments {sorted(unknown)}; known: {DEPLOYMENT_NAMES}")
         return self
+
+    def ingress_config(self) -> IngressConfig:
+        return IngressConfig(
+            model_name=self.model_name,
+            stores=self.stores,
+            queue=self.queue,
+            uploads=self.uploads,
+            timeouts=self.timeouts,
+            admission=self.admission,
+            limits=self.router.limits,
+            poll_after_ms=self.poll_after_ms,
+        )
+
+    def generator_deployment_config(self) -> GeneratorDeploymentConfig:
+        return GeneratorDeploymentConfig(
+            generator=self.generator,
+            stores=self.stores,
+            queue=self.queue,
+            limits=self.router.limits,
+            job_deadline_s=self.timeouts.job_deadline_s,
+            warmup=self.warmup,
+        )
 
     def resolved(self, base: Path | None = None) -> AppConfig:
         """A copy with environment overrides applied and local paths made absolute, so that

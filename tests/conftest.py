@@ -34,7 +34,7 @@ JOB_PARAMS = {
 
 def make_job(**overrides):
     """A job row with plausible values (nothing stored): `overrides` replace any column."""
-    from serve_app.jobs import Job, new_job_id
+    from i2v_core.jobs import Job, new_job_id
 
     values = dict(
         id=new_job_id(),
@@ -179,10 +179,12 @@ def service(tiny_models, redis_server, tmp_path_factory):
     """The whole application on Ray Serve, started once per test session."""
     import ray
 
+    from deployments.ingress.config import AdmissionConfig
+    from i2v_core.artifacts import ArtifactStore
+    from i2v_core.config import StoreConfig, UploadLimits
+    from i2v_core.jobs import JobStore
     from serve_app import runtime
-    from serve_app.artifacts import ArtifactStore
-    from serve_app.config import AdmissionConfig, StoreConfig, UploadLimits, load_serve_file
-    from serve_app.jobs import JobStore
+    from serve_app.config import load_serve_file
 
     state = tmp_path_factory.mktemp("service")
     serve_file = load_serve_file(TINY_CONFIG)

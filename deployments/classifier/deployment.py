@@ -17,7 +17,7 @@ from ray import serve
 from deployments.classifier.config import ClassifierConfig
 from deployments.classifier.engine import build_engine
 from deployments.classifier.protocol import Classification
-from serve_app import metrics
+from i2v_core import metrics
 
 
 def decode_image(

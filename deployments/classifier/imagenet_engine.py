@@ -17,8 +17,8 @@ from PIL import Image
 from deployments.classifier.config import ClassifierConfig, FaceDetectorConfig
 from deployments.classifier.engine import resolve_device
 from deployments.classifier.protocol import Classification, Label
+from i2v_core.domain import CATEGORIES
 
-CATEGORIES = ("person", "animal", "landscape", "still_life")
 CLASS_TABLE = Path(__file__).parent / "data" / "imagenet_categories.tsv"
 RESIZE, CROP = 256, 224  # EfficientNet-Lite0's evaluation transform
 

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from i2v_core.config import GenerationLimits, QueueConfig, StoreConfig
+
 
 class OomLadder(BaseModel):
     """What to lower, in order, when a generation runs out of GPU memory: the resolution, tier by
@@ -113,3 +115,17 @@ class GeneratorConfig(BaseModel):
     faults: FaultInjection | None = Field(
         default=None, description="Failures to inject; None (the default) injects nothing."
     )
+
+
+class GeneratorDeploymentConfig(BaseModel):
+    """What a Generator replica is bound with: its model settings plus the shared sections it
+    reads. `serve_app.config.AppConfig.generator_deployment_config()` builds it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generator: GeneratorConfig
+    stores: StoreConfig
+    queue: QueueConfig
+    limits: GenerationLimits
+    job_deadline_s: float = Field(gt=0)
+    warmup: bool = Field(description="run one small generation at replica start")

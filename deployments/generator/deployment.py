@@ -11,15 +11,15 @@ import threading
 from PIL import Image
 from ray.serve.task_consumer import task_consumer, task_handler
 
+from deployments.generator.config import GeneratorDeploymentConfig
 from deployments.generator.engine import GenerationRequest, GeneratorEngine
 from deployments.generator.generation import Generation
 from deployments.generator.leases import TaskLeases, current_task_id
 from deployments.generator.protocol import TASK_NAME
 from deployments.generator.worker import JobRunner
-from serve_app import logs, metrics
-from serve_app.artifacts import ArtifactStore
-from serve_app.config import AppConfig
-from serve_app.jobs import JobStore
+from i2v_core import logs, metrics
+from i2v_core.artifacts import ArtifactStore
+from i2v_core.jobs import JobStore
 
 logger = logging.getLogger("ray.serve")
 
@@ -43,7 +43,7 @@ class Generator:
     stays up only to report unhealthy (Ray then replaces it) and never runs a job; a job that
     finds no healthy replica in its delivery attempts fails with `no_healthy_replica`."""
 
-    def __init__(self, config: AppConfig):
+    def __init__(self, config: GeneratorDeploymentConfig):
         logs.keep_job_ids()
         self.config = config
         self._in_flight = 0
@@ -67,16 +67,16 @@ class Generator:
             generation,
             self.jobs,
             ArtifactStore(config.stores.artifact_dir),
-            config.timeouts.job_deadline_s,
+            config.job_deadline_s,
             max_attempts=config.queue.max_retries + 1,
         )
         metrics.watch_gpu_memory("Generator", engine)
 
     @staticmethod
-    def _warm_up(engine: GeneratorEngine, config: AppConfig) -> None:
+    def _warm_up(engine: GeneratorEngine, config: GeneratorDeploymentConfig) -> None:
         """One small generation, so the first job does not pay for lazy initialisation and a
         broken model fails the replica at start rather than a user's job."""
-        side = config.router.limits.min_side
+        side = config.limits.min_side
         engine.generate(
             GenerationRequest(
                 image=Image.new("RGB", (side, side), (128, 128, 128)),
@@ -84,10 +84,10 @@ class Generator:
                 negative_prompt="",
                 width=side,
                 height=side,
-                num_frames=config.router.limits.min_frames,
+                num_frames=config.limits.min_frames,
                 num_inference_steps=1,
-                guidance_scale=config.router.limits.min_guidance + 1.0,
-                fps=config.router.default_fps,
+                guidance_scale=config.limits.min_guidance + 1.0,
+                fps=config.limits.min_fps,
                 seed=0,
             )
         )
@@ -125,7 +125,7 @@ class Generator:
             if self._in_flight:
                 logger.info("waiting for %d running jobs before stopping", self._in_flight)
             in_flight_changed.wait_for(
-                lambda: self._in_flight == 0, timeout=self.config.timeouts.job_deadline_s
+                lambda: self._in_flight == 0, timeout=self.config.job_deadline_s
             )
         self.leases.close()
 
@@ -154,7 +154,7 @@ class Generator:
         return True
 
 
-def generator_consumer(config: AppConfig) -> type:
+def generator_consumer(config: GeneratorDeploymentConfig) -> type:
     """The Generator class bound to this config's queue (the queue is part of the class)."""
     processor = config.queue.task_processor_config()
     processor.adapter_config.task_custom_config = {"dont_autoretry_for": (JobAbandoned,)}

@@ -13,10 +13,10 @@ from deployments.generator.engine import GenerationRequest
 from deployments.generator.generation import Generation
 from deployments.generator.recovery import OutOfMemory
 from deployments.generator.video import encode_mp4, encode_thumbnail
-from serve_app import metrics
-from serve_app.artifacts import ArtifactStore
-from serve_app.images import load_rgb
-from serve_app.jobs import Job, JobStore
+from i2v_core import metrics
+from i2v_core.artifacts import ArtifactStore
+from i2v_core.images import load_rgb
+from i2v_core.jobs import Job, JobStore
 
 logger = logging.getLogger("ray.serve")
 

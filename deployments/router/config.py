@@ -7,7 +7,8 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CATEGORIES = ("person", "animal", "landscape", "still_life")
+from i2v_core.config import GenerationLimits
+from i2v_core.domain import CATEGORIES
 
 
 class CategoryProfile(BaseModel):
@@ -36,44 +37,6 @@ def default_category_table() -> dict[str, CategoryProfile]:
             resolution=512, num_frames=8, num_inference_steps=40, guidance_scale=8.0
         ),
     }
-
-
-class GenerationLimits(BaseModel):
-    """What this deployment can generate. Explicit user values outside these ranges are
-    rejected with a 400; values derived from the table, the plan, `seconds` or `size` are
-    clamped into them."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    min_side: int = Field(default=64, gt=0)
-    max_side: int = Field(default=1280, gt=0)
-    size_multiple: int = Field(
-        default=64, gt=0, description="width and height are rounded to a multiple of this"
-    )
-    min_frames: int = Field(default=2, gt=0)
-    max_frames: int = Field(default=32, gt=0)
-    min_steps: int = Field(default=1, gt=0)
-    max_steps: int = Field(default=100, gt=0)
-    min_guidance: float = Field(default=1.0, ge=0)
-    max_guidance: float = Field(default=20.0, gt=0)
-    min_fps: int = Field(default=1, gt=0)
-    max_fps: int = Field(default=30, gt=0)
-    max_seed: int = Field(default=2**32 - 1, gt=0)
-
-    @model_validator(mode="after")
-    def _ranges_are_ordered(self) -> GenerationLimits:
-        for low, high in (
-            ("min_side", "max_side"),
-            ("min_frames", "max_frames"),
-            ("min_steps", "max_steps"),
-            ("min_guidance", "max_guidance"),
-            ("min_fps", "max_fps"),
-        ):
-            if getattr(self, low) > getattr(self, high):
-                raise ValueError(f"{low} must not exceed {high}")
-        if self.min_side < self.size_multiple:
-            raise ValueError("min_side must be at least size_multiple")
-        return self
 
 
 class LLMConfig(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from deployments.router.config import RouterConfig
 from deployments.router.engine import RouterEngine
-from deployments.router.plan import Plan, PlanRequest
+from deployments.router.protocol import Plan, PlanRequest
 
 
 class Router:

@@ -15,7 +15,7 @@ from langchain_core.language_models import BaseChatModel
 from deployments.router.config import RouterConfig
 from deployments.router.llm import PlanDraft, build_planner, planner_input, rules_draft
 from deployments.router.params import resolve_params
-from deployments.router.plan import Decision, GenerationParams, Plan, PlanRequest
+from deployments.router.protocol import Decision, GenerationParams, Plan, PlanRequest
 from deployments.router.subjects import warm_up
 from deployments.router.understanding import Understanding, understand
 

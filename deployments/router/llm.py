@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from deployments.router.clarify import clarifying_question, is_question
 from deployments.router.config import LLMConfig
 from deployments.router.params import OVERRIDABLE
-from deployments.router.plan import GenerationParams, PlanRequest
+from deployments.router.protocol import GenerationParams, PlanRequest
 from deployments.router.rules import plan_with_rules
 from deployments.router.understanding import Understanding
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import random
 
-from deployments.router.config import GenerationLimits, RouterConfig
-from deployments.router.plan import GenerationParams, UserParams
+from deployments.router.config import RouterConfig
+from deployments.router.protocol import GenerationParams, UserParams
+from i2v_core.config import GenerationLimits
 
 # Plan overrides the router may set (size and seed stay the user's or the previous video's).
 OVERRIDABLE = ("num_frames", "num_inference_steps", "guidance_scale", "fps")

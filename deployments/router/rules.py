@@ -12,7 +12,7 @@ from typing import Literal
 
 from lemminflect import getAllLemmas
 
-from deployments.router.plan import GenerationParams
+from deployments.router.protocol import GenerationParams
 from deployments.router.subjects import find_subject, subject_phrase
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from deployments.router.plan import PlanRequest
+from deployments.router.protocol import PlanRequest
 from deployments.router.subjects import Subject, find_subject, subject_phrase
 
 DecidedBy = Literal["instruction", "classifier", "session", "user", "source"]

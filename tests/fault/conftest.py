@@ -346,7 +346,8 @@ def fault_app_config(base, redis_url: str, state: Path):
     """The tiny profile, turned into a small GPU cluster's: half-GPU generators autoscaled on
     the queue, short visibility timeout, slow steps."""
     from deployments.generator.config import FaultInjection
-    from serve_app.config import AdmissionConfig, StoreConfig
+    from deployments.ingress.config import AdmissionConfig
+    from i2v_core.config import StoreConfig
 
     generator = base.generator.model_copy(
         update={
@@ -416,10 +417,10 @@ def fault_cluster(tiny_models, tmp_path_factory):
     from ray import serve
     from ray.cluster_utils import Cluster
 
-    from serve_app.artifacts import ArtifactStore
+    from i2v_core.artifacts import ArtifactStore
+    from i2v_core.jobs import JobStore
     from serve_app.builder import build_app
     from serve_app.config import load_serve_file
-    from serve_app.jobs import JobStore
 
     state = tmp_path_factory.mktemp("fault")
     redis = RedisServer(state / "redis")

@@ -16,8 +16,8 @@ from deployments.generator.config import FaultInjection, GeneratorConfig
 from deployments.generator.engine import GeneratorEngine
 from deployments.generator.generation import Generation
 from deployments.generator.worker import JobRunner
-from serve_app.artifacts import ArtifactStore
-from serve_app.jobs import JobStore
+from i2v_core.artifacts import ArtifactStore
+from i2v_core.jobs import JobStore
 from tests.conftest import queued_job
 from tests.fault.conftest import SLOW_STEP_S, VISIBILITY_TIMEOUT_S
 

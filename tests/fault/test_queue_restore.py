@@ -9,7 +9,7 @@ import time
 import redis as redis_py
 from ray.serve.task_consumer import instantiate_adapter_from_config
 
-from serve_app.config import QueueConfig
+from i2v_core.config import QueueConfig
 from tests.fault.conftest import RedisServer
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serve_app.metrics import SPECS
+from i2v_core.metrics import SPECS
 from tests.conftest import EXAMPLES
 from tests.support.prometheus import (
     DASHBOARD,
@@ -171,7 +171,7 @@ def test_every_exported_series_is_one_of_ours_with_its_labels(activity, promethe
     for name in ours:
         base = name.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count")
         spec = exported.get(name) or exported.get(base)
-        assert spec is not None, f"{name} is exported but not declared in serve_app.metrics"
+        assert spec is not None, f"{name} is exported but not declared in i2v_core.metrics"
         for series in prometheus.query(name):
             labels = set(series["metric"]) - {"__name__", "le", "job", "instance"}
             ray_labels = {k for k in labels if k[0].isupper() or k.startswith("otel_")}

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, event, inspect, text
 
-from serve_app.artifacts import ArtifactStore
+from deployments.ingress.serving import MAX_QUERY_CHARS, VideoService
+from i2v_core.artifacts import ArtifactStore
+from i2v_core.errors import APIError
+from i2v_core.jobs import Job, JobStore, new_job_id
 from serve_app.config import AppConfig
-from serve_app.errors import APIError
-from serve_app.jobs import Job, JobStore, new_job_id
-from serve_app.serving import MAX_QUERY_CHARS, VideoService
 from tests.conftest import EXAMPLES, make_job
 
 _seeds = itertools.count(int(time.time()) % 1_000_000 * 100)
@@ -255,7 +255,7 @@ def videos(store, tmp_path_factory):
         raise AssertionError("listing never classifies, plans or enqueues")
 
     return VideoService(
-        AppConfig(),
+        AppConfig().ingress_config(),
         store,
         ArtifactStore(str(tmp_path_factory.mktemp("artifacts"))),
         classify=never,

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from serve_app.jobs import SessionTurn
+from i2v_core.jobs import SessionTurn
 from tests.conftest import EXAMPLES
 
 

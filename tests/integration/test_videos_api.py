@@ -243,7 +243,7 @@ def test_delete_of_running_job_cancels_its_generation(service):
 
 
 def test_session_reuses_its_last_picture_and_records_turns(service):
-    from serve_app.jobs import SessionTurn
+    from i2v_core.jobs import SessionTurn
 
     client = service.client()
     session = f"s-{time.monotonic_ns()}"

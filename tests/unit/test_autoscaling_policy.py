@@ -13,7 +13,7 @@ from ray.serve.task_consumer import instantiate_adapter_from_config
 
 from deployments.generator.autoscaling import GeneratorQueuePolicy
 from deployments.generator.protocol import TASK_NAME
-from serve_app.config import QueueConfig
+from i2v_core.config import QueueConfig
 from tests.conftest import RedisServer
 
 

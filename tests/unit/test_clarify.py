@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from deployments.ingress.sessions import is_affirmative
 from deployments.router.clarify import clarifying_question, is_question
 from deployments.router.config import RouterConfig
 from deployments.router.engine import RouterEngine
-from deployments.router.plan import PlanRequest
-from serve_app.sessions import is_affirmative
+from deployments.router.protocol import PlanRequest
 
 
 @pytest.mark.parametrize(

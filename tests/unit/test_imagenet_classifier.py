@@ -16,12 +16,12 @@ from PIL import Image
 
 from deployments.classifier.config import ClassifierConfig, ImageNetEngineConfig
 from deployments.classifier.imagenet_engine import (
-    CATEGORIES,
     ImageNetEngine,
     load_class_table,
     resolve_weights,
     with_person,
 )
+from i2v_core.domain import CATEGORIES
 from tests.support.photos import PHOTOS, Photo
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,10 +7,10 @@ import io
 import pytest
 from PIL import Image
 
-from serve_app.artifacts import ArtifactStore
-from serve_app.config import UploadLimits
-from serve_app.errors import APIError
-from serve_app.images import load_rgb, validate_image
+from i2v_core.artifacts import ArtifactStore
+from i2v_core.config import UploadLimits
+from i2v_core.errors import APIError
+from i2v_core.images import load_rgb, validate_image
 
 LIMITS = UploadLimits(max_image_bytes=100_000, max_image_pixels=1_000_000)
 

@@ -15,9 +15,10 @@ from deployments.generator.deployment import Generator, JobAbandoned, ReplicaUna
 from deployments.generator.engine import GeneratorEngine
 from deployments.generator.generation import Generation
 from deployments.generator.worker import JobRunner
-from serve_app.artifacts import ArtifactStore
-from serve_app.config import AppConfig, StoreConfig
-from serve_app.jobs import JobStore
+from i2v_core.artifacts import ArtifactStore
+from i2v_core.config import StoreConfig
+from i2v_core.jobs import JobStore
+from serve_app.config import AppConfig
 from tests.conftest import queued_job
 
 LADDER = OomLadder(resolutions=[128, 64], size_multiple=64, min_frames=2)
@@ -175,7 +176,7 @@ def test_unloadable_model_reports_unhealthy_and_fails_jobs_after_the_attempts(
             faults=FaultInjection(fail_load=True),
         ),
     )
-    replica = Generator(config)
+    replica = Generator(config.generator_deployment_config())
     with pytest.raises(RuntimeError, match="failed to load"):
         replica.check_health()
     jobs = replica.jobs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serve_app.jobs import Base, JobStore
+from i2v_core.jobs import Base, JobStore
 from tests.conftest import make_job
 
 

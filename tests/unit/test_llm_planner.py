@@ -12,7 +12,7 @@ import pytest
 from deployments.router.config import LLMConfig, RouterConfig
 from deployments.router.deployment import Router
 from deployments.router.engine import RouterEngine
-from deployments.router.plan import GenerationParams, PlanRequest
+from deployments.router.protocol import GenerationParams, PlanRequest
 from deployments.router.rules import plan_with_rules
 from tests.support.fake_openai import FakeOpenAIServer, Reply
 

@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from serve_app.jobs import Base, Job, JobStore, make_engine, migrate
+from i2v_core.jobs import Base, Job, JobStore, make_engine, migrate
 from tests.conftest import make_job
 
 

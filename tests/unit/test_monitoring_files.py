@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from serve_app import logs, metrics
+from i2v_core import logs, metrics
 from tests.support.prometheus import (
     DASHBOARD,
     MONITORING,
@@ -236,7 +236,7 @@ def test_fallback_reasons_stay_a_small_set(text, reason):
 
 
 def test_llm_fallbacks_are_read_from_the_routers_plan_trace(monkeypatch):
-    from deployments.router.plan import Decision
+    from deployments.router.protocol import Decision
 
     seen: list[str | None] = []
     monkeypatch.setattr(metrics, "llm_fallback", seen.append)

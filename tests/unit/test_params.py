@@ -6,9 +6,10 @@ import random
 
 import pytest
 
-from deployments.router.config import GenerationLimits, RouterConfig, default_category_table
+from deployments.router.config import RouterConfig, default_category_table
 from deployments.router.params import resolve_params
-from deployments.router.plan import UserParams
+from deployments.router.protocol import UserParams
+from i2v_core.config import GenerationLimits
 
 CONFIG = RouterConfig()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployments.router.plan import GenerationParams
+from deployments.router.protocol import GenerationParams
 from deployments.router.rules import DEFAULT_MOTION, plan_with_rules
 
 CASES = [

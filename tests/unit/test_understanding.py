@@ -11,7 +11,7 @@ import pytest
 
 from deployments.router.config import LLMConfig, RouterConfig
 from deployments.router.engine import RouterEngine
-from deployments.router.plan import Label, PlanRequest
+from deployments.router.protocol import Label, PlanRequest
 from tests.support.fake_openai import FakeOpenAIServer, Reply
 
 CUP_LABELS = [Label(name="espresso", score=0.95, category="still_life")]

@@ -1,12 +1,12 @@
 """Alembic environment: migrates the job database the service is configured with. Run on every
-start by `serve_app.jobs.migrate`; `alembic -c serve_app/migrations/alembic.ini` works too."""
+start by `i2v_core.jobs.migrate`; `alembic -c i2v_core/migrations/alembic.ini` works too."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool, text
 
-from serve_app.jobs import Base
+from i2v_core.jobs import Base
 
 config = context.config
 target_metadata = Base.metadata

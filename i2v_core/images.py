@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from serve_app.config import UploadLimits
-from serve_app.errors import APIError, invalid
+from i2v_core.config import UploadLimits
+from i2v_core.errors import APIError, invalid
 
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "GIF": "gif"}
 

@@ -35,8 +35,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from serve_app.protocol import ACTIVE_STATUSES, TERMINAL_STATUSES, VideoStatus
-from serve_app.search_terms import document_terms, query_terms
+from i2v_core.domain import ACTIVE_STATUSES, TERMINAL_STATUSES, VideoStatus
+from i2v_core.search_terms import document_terms, query_terms
 
 # From which statuses each transition may start.
 _STARTABLE = ACTIVE_STATUSES  # in_progress: a task delivered again after a crash

@@ -19,30 +19,28 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from deployments.classifier.protocol import Classification, Label
-from deployments.router.config import CATEGORIES
-from deployments.router.plan import (
+from deployments.ingress.config import IngressConfig
+from deployments.ingress.protocol import (
+    ChatReply,
+    Video,
+    VideoDeleted,
+    VideoError,
+    VideoList,
+)
+from deployments.ingress.sessions import SessionStore, is_affirmative
+from deployments.router.protocol import (
     CategorySource,
     GenerationParams,
     Plan,
     PlanRequest,
     UserParams,
 )
-from serve_app import metrics
-from serve_app.artifacts import ArtifactStore
-from serve_app.config import AppConfig
-from serve_app.errors import APIError, invalid, not_found
-from serve_app.images import ValidatedImage, validate_image
-from serve_app.jobs import Job, JobStore, new_job_id
-from serve_app.protocol import (
-    ACTIVE_STATUSES,
-    ChatReply,
-    Video,
-    VideoDeleted,
-    VideoError,
-    VideoList,
-    VideoStatus,
-)
-from serve_app.sessions import SessionStore, is_affirmative
+from i2v_core import metrics
+from i2v_core.artifacts import ArtifactStore
+from i2v_core.domain import ACTIVE_STATUSES, CATEGORIES, VideoStatus
+from i2v_core.errors import APIError, invalid, not_found
+from i2v_core.images import ValidatedImage, validate_image
+from i2v_core.jobs import Job, JobStore, new_job_id
 
 logger = logging.getLogger("ray.serve")
 
@@ -97,7 +95,7 @@ class Draft:
 class VideoService:
     def __init__(
         self,
-        config: AppConfig,
+        config: IngressConfig,
         jobs: JobStore,
         artifacts: ArtifactStore,
         classify: Classify,
@@ -514,7 +512,7 @@ class VideoService:
         return category
 
     def _user_params(self, form: CreateRequest) -> UserParams:
-        limits = self.config.router.limits
+        limits = self.config.limits
         return UserParams(
             num_frames=_number(
                 form.num_frames, "num_frames", int, limits.min_frames, limits.max_frames

@@ -17,21 +17,21 @@ from starlette.concurrency import run_in_threadpool
 
 from deployments.classifier.protocol import Classification
 from deployments.generator.protocol import TASK_NAME
-from deployments.router.plan import Plan, PlanRequest
-from serve_app import logs, metrics
-from serve_app.artifacts import ArtifactStore
-from serve_app.config import AppConfig
-from serve_app.errors import APIError, install_error_handlers, invalid
-from serve_app.jobs import JobStore
-from serve_app.protocol import (
-    ACTIVE_STATUSES,
+from deployments.ingress.config import IngressConfig
+from deployments.ingress.protocol import (
     ChatReply,
     RemixRequest,
     Video,
     VideoDeleted,
     VideoList,
 )
-from serve_app.serving import CreateRequest, VideoService
+from deployments.ingress.serving import CreateRequest, VideoService
+from deployments.router.protocol import Plan, PlanRequest
+from i2v_core import logs, metrics
+from i2v_core.artifacts import ArtifactStore
+from i2v_core.domain import ACTIVE_STATUSES
+from i2v_core.errors import APIError, install_error_handlers, invalid
+from i2v_core.jobs import JobStore
 
 app = FastAPI(
     title="Image-to-video service",
@@ -63,7 +63,7 @@ _MULTIPART_SLACK_BYTES = 1024 * 1024
 class Ingress:
     def __init__(
         self,
-        config: AppConfig,
+        config: IngressConfig,
         classifier: DeploymentHandle,
         router: DeploymentHandle,
         generator: DeploymentHandle,

@@ -3,12 +3,25 @@ becomes `{"error": {"message", "type", "param", "code"}}` with its status code."
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serve_app.protocol import ErrorDetail, ErrorResponse
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
 
 _TYPES = {
     400: "invalid_request_error",
@@ -55,6 +68,33 @@ def not_found(video_id: str) -> APIError:
     )
 
 
+def validation_error(errors: list[Any]) -> APIError:
+    """The first of pydantic's errors as our 400: the field's name as `param` and a code from a
+    closed set (missing_required_parameter, string_above_max_length, unknown_parameter,
+    invalid_value)."""
+    first = errors[0] if errors else {}
+    location = [p for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    param = str(location[0]) if location else None
+    code = _VALIDATION_CODES.get(first.get("type", ""), "invalid_value")
+    reason = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+    if code == "unknown_parameter":
+        message = f"Unknown parameter: '{param}'."
+    elif code == "missing_required_parameter":
+        message = f"Missing required parameter: '{param}'."
+    elif param:
+        message = f"Invalid '{param}': {reason[:1].lower()}{reason[1:]}."
+    else:
+        message = reason
+    return invalid(message, param, code)
+
+
+_VALIDATION_CODES = {
+    "missing": "missing_required_parameter",
+    "string_too_long": "string_above_max_length",
+    "extra_forbidden": "unknown_parameter",
+}
+
+
 def error_response(
     status_code: int,
     message: str,
@@ -82,15 +122,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-        param = ".".join(location) or None
-        kind = first.get("type", "")
-        code = "missing_required_parameter" if kind == "missing" else "invalid_value"
-        message = first.get("msg", "Invalid request.")
-        if param:
-            message = f"{message}: '{param}'."
-        return error_response(400, message, param, code)
+        return validation_error(list(exc.errors())).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -7,9 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-VideoStatus = Literal["queued", "in_progress", "completed", "failed"]
-TERMINAL_STATUSES: tuple[VideoStatus, ...] = ("completed", "failed")
-ACTIVE_STATUSES: tuple[VideoStatus, ...] = ("queued", "in_progress")  # the backlog
+from i2v_core.domain import VideoStatus
 
 
 class VideoError(BaseModel):
@@ -69,14 +67,3 @@ class ChatReply(BaseModel):
 
 class RemixRequest(BaseModel):
     prompt: str
-
-
-class ErrorDetail(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail

@@ -10,7 +10,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from serve_app.jobs import JobStore, SessionTurn
+from i2v_core.jobs import JobStore, SessionTurn
 
 Role = Literal["user", "assistant"]
 

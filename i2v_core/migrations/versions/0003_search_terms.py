@@ -7,7 +7,7 @@ Revises: 0002
 import sqlalchemy as sa
 from alembic import op
 
-from serve_app.search_terms import document_terms
+from i2v_core.search_terms import document_terms
 
 revision = "0003"
 down_revision = "0002"

@@ -1,0 +1,275 @@
+"""The request contract of the HTTP API: pydantic models of the create form, the conversation
+message, the list query and the remix body, built from the ingress config so that the limits the
+service enforces are the limits the OpenAPI document states.
+
+Multipart forms are read by `read_form` (size and content-type checks first, then the fields) and
+validated by these models; FastAPI documents them through `openapi_extra`. An empty optional text
+field counts as not sent only where the schema says so (`prompt`/`text` may be empty: an empty
+instruction means the default motion)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+    field_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from deployments.ingress.config import IngressConfig
+from i2v_core.domain import CATEGORIES, VideoStatus
+from i2v_core.errors import APIError, invalid, validation_error
+
+M = TypeVar("M", bound=BaseModel)
+
+# No control characters: what a session id, an idempotency key or a search may contain.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+SIZE_PATTERN = r"^[1-9][0-9]{0,3}x[1-9][0-9]{0,3}$"
+MAX_QUERY_CHARS = 200  # the search words of GET /v1/videos?q=
+_MULTIPART_SLACK_BYTES = 1024 * 1024
+
+
+def _optional(annotation: Any) -> Any:
+    """An optional form or query field: absent means unset; null is not a value a form can send,
+    so the schema does not offer it."""
+    return annotation | SkipJsonSchema[None]
+
+
+class Picture(BaseModel):
+    """An uploaded picture's bytes (read up to one byte over the limit, so the size check can
+    reject), before any image check."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data: bytes
+    filename: str | None = None
+
+
+class FormModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("input_reference", mode="before", check_fields=False)
+    @classmethod
+    def _a_file(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("must be a file upload, not a text field")
+        return value
+
+
+UploadedPicture = Annotated[Picture, WithJsonSchema({"type": "string", "format": "binary"})]
+
+
+class CreateVideoForm(FormModel):
+    """`POST /v1/videos`: OpenAI's fields plus extensions. Built per config by
+    `request_models`; this class holds what does not depend on it."""
+
+    def size_pixels(self) -> tuple[int, int] | None:
+        size = getattr(self, "size", None)
+        if size is None:
+            return None
+        width, height = size.lower().split("x")
+        return int(width), int(height)
+
+
+class MessageForm(FormModel):
+    """`POST /v1/sessions/{id}/messages`: the person's text and, optionally, a picture."""
+
+
+class ListQuery(BaseModel):
+    """`GET /v1/videos`: OpenAI's paging plus extension filters for searching past results. All
+    filters must hold; `q`'s whitespace-separated words must each occur in the instruction or
+    the English prompt; the times are unix seconds, inclusive (a range that is empty matches
+    nothing). `after` pages through the filtered list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: str | None = Field(default=None, description="a video id: the page starts after it")
+    limit: int = Field(default=20, ge=1, le=100)
+    order: Literal["asc", "desc"] = "desc"
+    session_id: str | None = None
+    status: VideoStatus | None = None
+    category: Literal[CATEGORIES] | None = None  # type: ignore[valid-type]
+    q: str | None = Field(
+        default=None, max_length=MAX_QUERY_CHARS, pattern=PRINTABLE, description="search words"
+    )
+    created_after: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    created_before: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    def words(self) -> list[str]:
+        return self.q.split() if self.q else []
+
+
+class RemixBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(description="the instruction that revises the source video's prompt")
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    create: type[CreateVideoForm]
+    message: type[MessageForm]
+    remix: type[RemixBody]
+    list_query: type[ListQuery]
+
+
+def request_models(config: IngressConfig) -> RequestModels:
+    """The request models with this deployment's limits in their fields (and so in OpenAPI)."""
+    limits, uploads = config.limits, config.uploads
+    prompt = Annotated[
+        str,
+        Field(
+            max_length=uploads.max_prompt_chars,
+            description="the instruction in plain language (Chinese or English); empty means "
+            "the default motion",
+        ),
+    ]
+    session_id = Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=uploads.max_session_id_chars,
+            pattern=PRINTABLE,
+            description="a conversation: the session's picture and history are used",
+        ),
+    ]
+    picture = Field(
+        default=None,
+        description=f"the picture to animate (PNG, JPEG, WebP, BMP or GIF, at most "
+        f"{uploads.max_image_bytes} bytes)",
+    )
+    create = create_model(
+        "CreateVideoForm",
+        __base__=CreateVideoForm,
+        __doc__=CreateVideoForm.__doc__,
+        prompt=(prompt, ...),
+        input_reference=(_optional(UploadedPicture), picture),
+        image_url=(
+            _optional(str),
+            Field(
+                default=None,
+                alias="input_reference[image_url]",
+                description="the picture as a base64 data: URL instead of a file",
+            ),
+        ),
+        model=(
+            _optional(str),
+            Field(default=None, description=f"the only model served: '{config.model_name}'"),
+        ),
+        seconds=(
+            _optional(Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)]),
+            Field(default=None, description="the video's length; with fps it sets the frames"),
+        ),
+        size=(
+            _optional(Annotated[str, Field(pattern=SIZE_PATTERN)]),
+            Field(default=None, description="WIDTHxHEIGHT, e.g. 1280x720 (fitted to the limits)"),
+        ),
+        session_id=(_optional(session_id), None),
+        seed=(_optional(Annotated[int, Field(ge=0, le=limits.max_seed)]), None),
+        num_frames=(
+            _optional(Annotated[int, Field(ge=limits.min_frames, le=limits.max_frames)]),
+            None,
+        ),
+        num_inference_steps=(
+            _optional(Annotated[int, Field(ge=limits.min_steps, le=limits.max_steps)]),
+            None,
+        ),
+        guidance_scale=(
+            _optional(
+                Annotated[
+                    float,
+                    Field(ge=limits.min_guidance, le=limits.max_guidance, allow_inf_nan=False),
+                ]
+            ),
+            None,
+        ),
+        fps=(_optional(Annotated[int, Field(ge=limits.min_fps, le=limits.max_fps)]), None),
+        category=(
+            _optional(Literal[CATEGORIES]),  # type: ignore[valid-type]
+            Field(default=None, description="skip the classifier: the picture's category"),
+        ),
+    )
+    message = create_model(
+        "MessageForm",
+        __base__=MessageForm,
+        __doc__=MessageForm.__doc__,
+        text=(prompt, ...),
+        input_reference=(_optional(UploadedPicture), picture),
+    )
+    remix = create_model(
+        "RemixBody", __base__=RemixBody, __doc__=RemixBody.__doc__, prompt=(prompt, ...)
+    )
+    list_query = create_model(
+        "ListQuery",
+        __base__=ListQuery,
+        __doc__=ListQuery.__doc__,
+        session_id=(_optional(session_id), None),
+    )
+    return RequestModels(create=create, message=message, remix=remix, list_query=list_query)
+
+
+def multipart_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` of a route whose multipart form `read_form` parses into `model`."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": model.model_json_schema(by_alias=True)}},
+        }
+    }
+
+
+async def read_form(request: Request, model: type[M], max_file_bytes: int) -> M:
+    """The multipart form of `request` validated by `model`: 413 before reading an oversized
+    body, 415 for another content type, 400 for a form that breaks the model."""
+    declared = request.headers.get("content-length")
+    limit = max_file_bytes + _MULTIPART_SLACK_BYTES
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise APIError(
+            413, f"The request is {declared} bytes; the limit is {limit}.", code="request_too_large"
+        )
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        raise APIError(
+            415,
+            f"{request.method} {request.url.path} takes multipart/form-data (the picture in "
+            "'input_reference').",
+            code="unsupported_media_type",
+        )
+    try:
+        form = await request.form(max_files=1, max_fields=64)
+    except Exception as exc:
+        raise invalid(f"The form could not be read: {exc}", None, "invalid_form") from exc
+    try:
+        if form.get("input_reference[file_id]") is not None:
+            raise invalid(
+                "input_reference.file_id is not supported; upload the file.",
+                "input_reference.file_id",
+                "unsupported_parameter",
+            )
+        values: dict[str, Any] = {}
+        for name, value in form.multi_items():
+            if name in values:
+                raise invalid(f"'{name}' is given more than once.", name)
+            if isinstance(value, UploadFile):
+                value = Picture(data=await value.read(max_file_bytes + 1), filename=value.filename)
+            values[name] = value
+        return validated(model, values)
+    finally:
+        await form.close()
+
+
+def validated(model: type[M], values: Any) -> M:
+    """`model` from `values`, or a 400 in OpenAI's shape naming the first field at fault."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise validation_error(exc.errors()) from None
