@@ -8,7 +8,7 @@ REDIS_PORT ?= 6399
 export REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 REDIS_DIR := var/redis
 
-.PHONY: install models system-deps system-deps-test redis-start redis-stop demo serve test lint format bench clean
+.PHONY: install models system-deps system-deps-test redis-start redis-stop demo serve test lint typecheck check format bench clean
 
 install: $(VENV)/.installed
 
@@ -53,13 +53,19 @@ serve: install models redis-start
 
 # The fault tests (a multi-node Ray cluster of their own: kills, restarts, autoscaling) run in a
 # second pytest process: one Ray driver per process.
-test: install models system-deps-test
+test: install models system-deps-test check
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests/unit tests/integration tests/e2e
 	$(PY) -m pytest -q -p no:cacheprovider --durations=10 tests/fault
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+# What `make test` runs first (and the pre-commit hooks run on each commit).
+check: lint typecheck
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 
 class ErrorDetail(BaseModel):
@@ -73,7 +74,7 @@ def validation_error(errors: list[Any]) -> APIError:
     closed set (missing_required_parameter, string_above_max_length, unknown_parameter,
     invalid_value)."""
     first = errors[0] if errors else {}
-    location = [p for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    location = [p for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
     param = str(location[0]) if location else None
     code = _VALIDATION_CODES.get(first.get("type", ""), "invalid_value")
     reason = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
@@ -125,11 +126,25 @@ def install_error_handlers(app: FastAPI) -> None:
         return validation_error(list(exc.errors())).response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), None, None, exc.headers)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return error_response(exc.status_code, str(exc.detail), None, None, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         return error_response(
             500, "The server had an error while processing your request.", None, "internal_error"
         )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the request's path serves (Starlette's own 405 names the first matching
+    route's methods only)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)

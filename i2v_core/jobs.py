@@ -5,6 +5,7 @@ writer cannot undo a final state."""
 
 from __future__ import annotations
 
+import builtins
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -301,7 +302,7 @@ class JobStore:
                 .where(Job.id == job_id, Job.status.in_(list(allowed_from)))
                 .values(**values)
             )
-            return result.rowcount == 1
+            return _rowcount(result) == 1
 
     def start(self, job_id: str) -> Job | None:
         """Mark a job in progress and count the attempt; None if it is gone or already final."""
@@ -318,7 +319,7 @@ class JobStore:
                     progress=0,
                 )
             )
-            if started.rowcount != 1:
+            if _rowcount(started) != 1:
                 return None
             return session.scalar(select(Job).where(Job.id == job_id))
 
@@ -329,7 +330,7 @@ class JobStore:
         self,
         job_id: str,
         timings: dict[str, float],
-        trace: list[dict],
+        trace: builtins.list[dict],
         params: dict | None = None,
     ) -> bool:
         """`params`: what finally ran, when out-of-memory recovery lowered the size or frames."""
@@ -342,7 +343,7 @@ class JobStore:
         code: str,
         message: str,
         timings: dict[str, float] | None = None,
-        trace: list[dict] | None = None,
+        trace: builtins.list[dict] | None = None,
     ) -> bool:
         return self._finish(
             job_id, "failed", timings or {}, trace or [], error_code=code, error_message=message
@@ -353,7 +354,7 @@ class JobStore:
         job_id: str,
         status: VideoStatus,
         timings: dict[str, float],
-        trace: list[dict],
+        trace: builtins.list[dict],
         **values: Any,
     ) -> bool:
         """One guarded UPDATE decides the race (on SQLite and PostgreSQL alike): only the writer
@@ -366,9 +367,15 @@ class JobStore:
             won = session.execute(
                 update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES)).values(**final)
             )
-            if won.rowcount != 1:
+            if _rowcount(won) != 1:
                 return False
-            job = session.scalar(select(Job).where(Job.id == job_id))
+            job = session.get_one(Job, job_id)
             job.timings = {**(job.timings or {}), **timings}
             job.trace = [*(job.trace or []), *trace]
             return True
+
+
+def _rowcount(result: Any) -> int:
+    """The rows an UPDATE or DELETE matched (a CursorResult's; SQLAlchemy types execute() as the
+    general Result)."""
+    return int(result.rowcount)

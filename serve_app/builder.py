@@ -3,10 +3,10 @@ bound into the ingress. `serve run` / `serve deploy` use `serve_app.builder:app_
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ray import serve
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
 from deployments.classifier.deployment import Classifier
 from deployments.generator.deployment import generator_consumer
@@ -23,21 +23,19 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def _options(config: AppConfig, name: str) -> dict[str, Any]:
+def _deployment(cls: type, config: AppConfig, name: str) -> Deployment:
     options = {**DEFAULT_OPTIONS[name], **config.deployments.get(name, {})}
-    return {"name": name, **options}
+    return cast(Deployment, serve.deployment(cls)).options(name=name, **options)
 
 
 def build_app(config: AppConfig) -> Application:
-    classifier = serve.deployment(Classifier, **_options(config, "Classifier")).bind(
-        config.classifier
-    )
-    router = serve.deployment(Router, **_options(config, "Router")).bind(config.router)
+    classifier = _deployment(Classifier, config, "Classifier").bind(config.classifier)
+    router = _deployment(Router, config, "Router").bind(config.router)
     generator_config = config.generator_deployment_config()
-    generator = serve.deployment(
-        generator_consumer(generator_config), **_options(config, "Generator")
-    ).bind(generator_config)
-    return serve.deployment(Ingress, **_options(config, "Ingress")).bind(
+    generator = _deployment(generator_consumer(generator_config), config, "Generator").bind(
+        generator_config
+    )
+    return _deployment(Ingress, config, "Ingress").bind(
         config.ingress_config(), classifier, router, generator
     )
 

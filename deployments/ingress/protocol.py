@@ -65,5 +65,19 @@ class ChatReply(BaseModel):
     video: Video | None = None
 
 
-class RemixRequest(BaseModel):
-    prompt: str
+class SessionTurn(BaseModel):
+    """One turn of a conversation: the person's message or the service's answer."""
+
+    role: str = Field(description="user or assistant")
+    text: str
+    action: str | None = None
+    video_id: str | None = None
+    prompt: str | None = None
+    category: str | None = None
+    created_at: int
+
+
+class SessionMessages(BaseModel):
+    object: Literal["list"] = "list"
+    session_id: str
+    data: list[SessionTurn]

@@ -39,9 +39,9 @@ _MULTIPART_SLACK_BYTES = 1024 * 1024
 
 
 def _optional(annotation: Any) -> Any:
-    """An optional form or query field: absent means unset; null is not a value a form can send,
-    so the schema does not offer it."""
-    return annotation | SkipJsonSchema[None]
+    """An optional form or query field: absent means unset; a form cannot send null, so the
+    schema does not offer it."""
+    return annotation | SkipJsonSchema[None]  # type: ignore[misc]
 
 
 class Picture(BaseModel):
@@ -69,33 +69,70 @@ UploadedPicture = Annotated[Picture, WithJsonSchema({"type": "string", "format":
 
 
 class CreateVideoForm(FormModel):
-    """`POST /v1/videos`: OpenAI's fields plus extensions. Built per config by
-    `request_models`; this class holds what does not depend on it."""
+    """Create a video: OpenAI's fields (`prompt`, `input_reference`, `model`, `seconds`, `size`)
+    plus extensions. Values given here win over the planner's; unknown fields are refused."""
+
+    # `request_models` gives the fields marked "per config" this deployment's limits.
+    prompt: str  # per config
+    input_reference: UploadedPicture | SkipJsonSchema[None] = None  # per config
+    image_url: str | SkipJsonSchema[None] = Field(
+        default=None,
+        alias="input_reference[image_url]",
+        description="the picture as a base64 data: URL instead of a file",
+    )
+    model: str | SkipJsonSchema[None] = Field(
+        default=None, description="the model; this service runs one"
+    )
+    seconds: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] | SkipJsonSchema[None] = (
+        Field(default=None, description="the video's length; with fps it sets the frames")
+    )
+    size: Annotated[str, Field(pattern=SIZE_PATTERN)] | SkipJsonSchema[None] = Field(
+        default=None, description="WIDTHxHEIGHT, e.g. 1280x720 (fitted to the limits)"
+    )
+    session_id: str | None = None  # per config
+    seed: int | None = None  # per config
+    num_frames: int | None = None  # per config
+    num_inference_steps: int | None = None  # per config
+    guidance_scale: float | None = None  # per config
+    fps: int | None = None  # per config
+    category: Literal[CATEGORIES] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
+        default=None, description="the picture's category: the classifier is skipped"
+    )
 
     def size_pixels(self) -> tuple[int, int] | None:
-        size = getattr(self, "size", None)
-        if size is None:
+        if self.size is None:
             return None
-        width, height = size.lower().split("x")
+        width, height = self.size.lower().split("x")
         return int(width), int(height)
 
 
 class MessageForm(FormModel):
-    """`POST /v1/sessions/{id}/messages`: the person's text and, optionally, a picture."""
+    """One message of a conversation: the person's text and, optionally, a picture."""
+
+    text: str  # per config
+    input_reference: UploadedPicture | SkipJsonSchema[None] = None  # per config
+
+
+class MessageText(BaseModel):
+    """One message of a conversation as JSON: the person's text only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str  # per config
 
 
 class ListQuery(BaseModel):
-    """`GET /v1/videos`: OpenAI's paging plus extension filters for searching past results. All
-    filters must hold; `q`'s whitespace-separated words must each occur in the instruction or
-    the English prompt; the times are unix seconds, inclusive (a range that is empty matches
-    nothing). `after` pages through the filtered list."""
+    """OpenAI's paging plus extension filters for searching past results. All filters must
+    hold; `q`'s whitespace-separated words must each occur in the instruction or the English
+    prompt; the times are unix seconds, inclusive (a range that is empty matches nothing).
+    `after` pages through the filtered list."""
 
     model_config = ConfigDict(extra="forbid")
 
     after: str | None = Field(default=None, description="a video id: the page starts after it")
     limit: int = Field(default=20, ge=1, le=100)
     order: Literal["asc", "desc"] = "desc"
-    session_id: str | None = None
+    session_id: str | None = None  # per config
     status: VideoStatus | None = None
     category: Literal[CATEGORIES] | None = None  # type: ignore[valid-type]
     q: str | None = Field(
@@ -109,15 +146,18 @@ class ListQuery(BaseModel):
 
 
 class RemixBody(BaseModel):
+    """A new video from a finished one: same picture, category, size, frames and seed."""
+
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(description="the instruction that revises the source video's prompt")
+    prompt: str  # per config
 
 
 @dataclass(frozen=True)
 class RequestModels:
     create: type[CreateVideoForm]
     message: type[MessageForm]
+    message_text: type[MessageText]
     remix: type[RemixBody]
     list_query: type[ListQuery]
 
@@ -125,96 +165,74 @@ class RequestModels:
 def request_models(config: IngressConfig) -> RequestModels:
     """The request models with this deployment's limits in their fields (and so in OpenAPI)."""
     limits, uploads = config.limits, config.uploads
-    prompt = Annotated[
-        str,
-        Field(
-            max_length=uploads.max_prompt_chars,
-            description="the instruction in plain language (Chinese or English); empty means "
-            "the default motion",
+
+    def ranged(kind: type, low: float, high: float) -> Any:
+        bounded = Annotated[kind, Field(ge=low, le=high, allow_inf_nan=False)]  # type: ignore[valid-type]
+        return (_optional(bounded), None)
+
+    text: Any = (
+        Annotated[
+            str,
+            Field(
+                max_length=uploads.max_prompt_chars,
+                description="the instruction in plain language (Chinese or English); empty "
+                "means the default motion",
+            ),
+        ],
+        ...,
+    )
+    session_id: Any = (
+        _optional(
+            Annotated[
+                str,
+                Field(
+                    min_length=1,
+                    max_length=uploads.max_session_id_chars,
+                    pattern=PRINTABLE,
+                    description="a conversation: the session's picture and history are used",
+                ),
+            ]
         ),
-    ]
-    session_id = Annotated[
-        str,
+        None,
+    )
+    picture: Any = (
+        _optional(UploadedPicture),
         Field(
-            min_length=1,
-            max_length=uploads.max_session_id_chars,
-            pattern=PRINTABLE,
-            description="a conversation: the session's picture and history are used",
+            default=None,
+            description=f"the picture to animate (PNG, JPEG, WebP, BMP or GIF, at most "
+            f"{uploads.max_image_bytes} bytes)",
         ),
-    ]
-    picture = Field(
-        default=None,
-        description=f"the picture to animate (PNG, JPEG, WebP, BMP or GIF, at most "
-        f"{uploads.max_image_bytes} bytes)",
     )
     create = create_model(
         "CreateVideoForm",
         __base__=CreateVideoForm,
         __doc__=CreateVideoForm.__doc__,
-        prompt=(prompt, ...),
-        input_reference=(_optional(UploadedPicture), picture),
-        image_url=(
-            _optional(str),
-            Field(
-                default=None,
-                alias="input_reference[image_url]",
-                description="the picture as a base64 data: URL instead of a file",
-            ),
+        prompt=text,
+        input_reference=picture,
+        session_id=session_id,
+        seed=ranged(int, 0, limits.max_seed),
+        num_frames=ranged(int, limits.min_frames, limits.max_frames),
+        num_inference_steps=ranged(int, limits.min_steps, limits.max_steps),
+        guidance_scale=ranged(float, limits.min_guidance, limits.max_guidance),
+        fps=ranged(int, limits.min_fps, limits.max_fps),
+    )
+    return RequestModels(
+        create=create,
+        message=create_model(
+            "MessageForm",
+            __base__=MessageForm,
+            __doc__=MessageForm.__doc__,
+            text=text,
+            input_reference=picture,
         ),
-        model=(
-            _optional(str),
-            Field(default=None, description=f"the only model served: '{config.model_name}'"),
+        message_text=create_model(
+            "MessageText", __base__=MessageText, __doc__=MessageText.__doc__, text=text
         ),
-        seconds=(
-            _optional(Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)]),
-            Field(default=None, description="the video's length; with fps it sets the frames"),
-        ),
-        size=(
-            _optional(Annotated[str, Field(pattern=SIZE_PATTERN)]),
-            Field(default=None, description="WIDTHxHEIGHT, e.g. 1280x720 (fitted to the limits)"),
-        ),
-        session_id=(_optional(session_id), None),
-        seed=(_optional(Annotated[int, Field(ge=0, le=limits.max_seed)]), None),
-        num_frames=(
-            _optional(Annotated[int, Field(ge=limits.min_frames, le=limits.max_frames)]),
-            None,
-        ),
-        num_inference_steps=(
-            _optional(Annotated[int, Field(ge=limits.min_steps, le=limits.max_steps)]),
-            None,
-        ),
-        guidance_scale=(
-            _optional(
-                Annotated[
-                    float,
-                    Field(ge=limits.min_guidance, le=limits.max_guidance, allow_inf_nan=False),
-                ]
-            ),
-            None,
-        ),
-        fps=(_optional(Annotated[int, Field(ge=limits.min_fps, le=limits.max_fps)]), None),
-        category=(
-            _optional(Literal[CATEGORIES]),  # type: ignore[valid-type]
-            Field(default=None, description="skip the classifier: the picture's category"),
+        remix=create_model("RemixBody", __base__=RemixBody, __doc__=RemixBody.__doc__, prompt=text),
+        list_query=create_model(
+            "ListQuery", __base__=ListQuery, __doc__=ListQuery.__doc__, session_id=session_id
         ),
     )
-    message = create_model(
-        "MessageForm",
-        __base__=MessageForm,
-        __doc__=MessageForm.__doc__,
-        text=(prompt, ...),
-        input_reference=(_optional(UploadedPicture), picture),
-    )
-    remix = create_model(
-        "RemixBody", __base__=RemixBody, __doc__=RemixBody.__doc__, prompt=(prompt, ...)
-    )
-    list_query = create_model(
-        "ListQuery",
-        __base__=ListQuery,
-        __doc__=ListQuery.__doc__,
-        session_id=(_optional(session_id), None),
-    )
-    return RequestModels(create=create, message=message, remix=remix, list_query=list_query)
 
 
 def multipart_body(model: type[BaseModel]) -> dict[str, Any]:
@@ -256,6 +274,7 @@ async def read_form(request: Request, model: type[M], max_file_bytes: int) -> M:
                 "unsupported_parameter",
             )
         values: dict[str, Any] = {}
+        value: Any
         for name, value in form.multi_items():
             if name in values:
                 raise invalid(f"'{name}' is given more than once.", name)

@@ -3,24 +3,21 @@ conversation routes, health and the web page. Routes parse (the models of `reque
 `VideoService` and answer; every status a route can answer is in the OpenAPI document with
 OpenAI's error body."""
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import Field
-from starlette.routing import Match
 
 from deployments.ingress.config import IngressConfig
 from deployments.ingress.protocol import ChatReply, SessionMessages, Video, VideoDeleted, VideoList
 from deployments.ingress.requests import (
     PRINTABLE,
-    ListQuery,
+    MessageForm,
+    MessageText,
     multipart_body,
     read_form,
     request_models,
@@ -28,11 +25,10 @@ from deployments.ingress.requests import (
 )
 from deployments.ingress.serving import VideoService
 from i2v_core.domain import ACTIVE_STATUSES
-from i2v_core.errors import ErrorResponse, error_response, install_error_handlers
+from i2v_core.errors import ErrorResponse, install_error_handlers, invalid
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-VIDEO_ID = Annotated[str, Field(min_length=1, max_length=64, description="a video's id")]
-SESSION_ID_PATH = Annotated[str, Field(min_length=1, pattern=PRINTABLE)]
+STATIC_DIR = FilePath(__file__).resolve().parent / "static"
+VIDEO_ID = Annotated[str, Path(min_length=1, max_length=64, description="a video's id")]
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -57,11 +53,10 @@ def build_api(config: IngressConfig, service: VideoService, readiness: Readiness
     app = FastAPI(
         title="Image-to-video service",
         description="OpenAI's Videos API over I2VGen-XL on Ray Serve, plus conversations. "
-        "Errors have OpenAI's shape: `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
+        'Errors have OpenAI\'s shape: `{"error": {"message", "type", "param", "code"}}`.',
         version="0.1.0",
     )
     install_error_handlers(app)
-    _answer_405_with_allow(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     def poll_headers(video: Video) -> dict[str, str]:
@@ -72,8 +67,16 @@ def build_api(config: IngressConfig, service: VideoService, readiness: Readiness
     def answer(video: Video) -> JSONResponse:
         return JSONResponse(video.model_dump(), headers=poll_headers(video))
 
+    session_id_path = Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=config.uploads.max_session_id_chars,
+            pattern=PRINTABLE,
+            description="the conversation's id, chosen by the client",
+        ),
+    ]
     idempotency_key = Header(
-        default=None,
         alias="Idempotency-Key",
         max_length=config.admission.max_idempotency_key_chars,
         pattern=PRINTABLE,
@@ -154,29 +157,28 @@ def build_api(config: IngressConfig, service: VideoService, readiness: Readiness
                 "required": True,
                 "content": {
                     **multipart_body(models.message)["requestBody"]["content"],
-                    "application/json": {
-                        "schema": models.message.model_json_schema(mode="serialization")
-                        | {"properties": {"text": models.remix.model_json_schema()["properties"]["prompt"]}}
-                    },
+                    "application/json": {"schema": models.message_text.model_json_schema()},
                 },
             }
         },
         responses=_errors(400, 413, 415, 429, 503),
     )
-    async def post_message(session_id: SESSION_ID_PATH, request: Request) -> ChatReply:
+    async def post_message(session_id: session_id_path, request: Request) -> ChatReply:
         """Text, and optionally a picture (multipart `input_reference`); JSON `{"text": ...}`
         works too. The answer is a clarifying question or the created Video."""
+        message: MessageForm | MessageText
         if request.headers.get("content-type", "").startswith("application/json"):
-            message = validated(models.message, await _json_body(request))
+            message = validated(models.message_text, await _json_body(request))
         else:
             message = await read_form(request, models.message, max_file_bytes)
-        picture = message.input_reference.data if message.input_reference else None
+        upload = getattr(message, "input_reference", None)
+        picture = upload.data if upload is not None else None
         return await service.converse(session_id, message.text, picture)
 
     @app.get(
         "/v1/sessions/{session_id}/messages", response_model=SessionMessages, responses=_errors(400)
     )
-    def list_messages(session_id: SESSION_ID_PATH) -> SessionMessages:
+    def list_messages(session_id: session_id_path) -> SessionMessages:
         return SessionMessages(session_id=session_id, data=service.messages(session_id))
 
     # --- web page and health ---------------------------------------------------------------
@@ -203,13 +205,7 @@ async def _json_body(request: Request) -> Any:
     try:
         return await request.json()
     except ValueError:
-        raise error_from_json() from None
-
-
-def error_from_json():
-    from i2v_core.errors import invalid
-
-    return invalid("The body is not valid JSON.", None, "invalid_json")
+        raise invalid("The body is not valid JSON.", None, "invalid_json") from None
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -226,23 +222,3 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components.pop("ValidationError", None)
         app.openapi_schema = schema
     return app.openapi_schema
-
-
-def _answer_405_with_allow(app: FastAPI) -> None:
-    """Starlette answers 405 with the methods of the first route matching the path only; the
-    Allow header lists every method the path serves."""
-    from starlette.exceptions import HTTPException
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405:
-            methods: set[str] = set()
-            for route in app.router.routes:
-                match, _ = route.matches({**request.scope, "method": "GET"})
-                route_methods = getattr(route, "methods", None)
-                if match != Match.NONE and route_methods:
-                    methods |= set(route_methods)
-            if methods:
-                headers["Allow"] = ", ".join(sorted(methods))
-        return error_response(exc.status_code, str(exc.detail), None, None, headers)

@@ -9,11 +9,10 @@ import binascii
 import hashlib
 import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import cast
 
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -22,11 +21,13 @@ from deployments.classifier.protocol import Classification, Label
 from deployments.ingress.config import IngressConfig
 from deployments.ingress.protocol import (
     ChatReply,
+    SessionTurn,
     Video,
     VideoDeleted,
     VideoError,
     VideoList,
 )
+from deployments.ingress.requests import CreateVideoForm, ListQuery
 from deployments.ingress.sessions import SessionStore, is_affirmative
 from deployments.router.protocol import (
     CategorySource,
@@ -35,9 +36,10 @@ from deployments.router.protocol import (
     PlanRequest,
     UserParams,
 )
+from deployments.router.protocol import Label as PlanLabel
 from i2v_core import metrics
 from i2v_core.artifacts import ArtifactStore
-from i2v_core.domain import ACTIVE_STATUSES, CATEGORIES, VideoStatus
+from i2v_core.domain import ACTIVE_STATUSES, VideoStatus
 from i2v_core.errors import APIError, invalid, not_found
 from i2v_core.images import ValidatedImage, validate_image
 from i2v_core.jobs import Job, JobStore, new_job_id
@@ -45,31 +47,10 @@ from i2v_core.jobs import Job, JobStore, new_job_id
 logger = logging.getLogger("ray.serve")
 
 _DEADLINE_GRACE_S = 30.0
-MAX_QUERY_CHARS = 200  # the search words of GET /v1/videos?q=
 
 Classify = Callable[[bytes], Awaitable[Classification]]
 PlanFn = Callable[[PlanRequest], Awaitable[Plan]]
 Enqueue = Callable[[str], None]
-
-
-@dataclass
-class CreateRequest:
-    """A `POST /v1/videos` form, as text, before any checks."""
-
-    prompt: str | None
-    image: bytes | None = None
-    image_url: str | None = None
-    model: str | None = None
-    seconds: str | None = None
-    size: str | None = None
-    session_id: str | None = None
-    seed: str | None = None
-    num_frames: str | None = None
-    num_inference_steps: str | None = None
-    guidance_scale: str | None = None
-    fps: str | None = None
-    category: str | None = None
-    idempotency_key: str | None = None
 
 
 @dataclass
@@ -112,36 +93,41 @@ class VideoService:
 
     # --- create ------------------------------------------------------------------------------
 
-    async def create(self, form: CreateRequest) -> Video:
+    async def create(self, form: CreateVideoForm, idempotency_key: str | None = None) -> Video:
         started = time.perf_counter()
-        key = self._check_idempotency_key(form.idempotency_key)
+        key = idempotency_key or None
         if key is not None:
             earlier = await run_in_threadpool(self.jobs.find_by_idempotency_key, key)
             if earlier is not None:
                 return self.video(earlier)
         await run_in_threadpool(self._admit)
-        instruction = self._check_prompt(form.prompt)
         self._check_model(form.model)
-        user = self._user_params(form)
-        session_id = self._check_session_id(form.session_id)
-        category = self._check_category(form.category)
         draft = Draft(
-            instruction=instruction,
-            session_id=session_id,
-            user=user,
-            category=category,
-            category_source="user" if category is not None else "classifier",
+            instruction=form.prompt.strip(),
+            session_id=form.session_id,
+            user=UserParams(
+                num_frames=form.num_frames,
+                num_inference_steps=form.num_inference_steps,
+                guidance_scale=form.guidance_scale,
+                fps=form.fps,
+                seed=form.seed,
+                seconds=form.seconds,
+                size=form.size_pixels(),
+            ),
+            category=form.category,
+            category_source="user" if form.category is not None else "classifier",
             idempotency_key=key,
         )
-        await run_in_threadpool(self._attach_picture, draft, form)
+        upload = form.input_reference.data if form.input_reference is not None else None
+        await run_in_threadpool(self._attach_picture, draft, upload, form.image_url)
         draft.timings["validate"] = time.perf_counter() - started
         plan = await self._plan_draft(draft, allow_clarify=False)
         return await self._accept(draft, plan)
 
-    async def remix(self, video_id: str, prompt: str | None) -> Video:
+    async def remix(self, video_id: str, prompt: str) -> Video:
         """A new job continuing the source video: same picture, category, size, frames and
         seed; the router revises the earlier prompt with the new instruction."""
-        instruction = self._check_prompt(prompt)
+        instruction = prompt.strip()
         source = await run_in_threadpool(self.jobs.get, video_id)
         if source is not None:
             await run_in_threadpool(self._admit)
@@ -161,14 +147,19 @@ class VideoService:
         plan = await self._plan_draft(draft, allow_clarify=False)
         return await self._accept(draft, plan)
 
-    async def converse(self, session_id: str, text: str | None, image: bytes | None) -> ChatReply:
+    async def converse(self, session_id: str, text: str, image: bytes | None) -> ChatReply:
         """One message of a conversation: the answer is a clarifying question or a video. A
         yes-style reply to the service's question goes ahead with the plan it proposed."""
-        session_id = self._require_session_id(session_id)
-        text = self._check_prompt(text, param="text")
+        text = text.strip()
         await run_in_threadpool(self._admit)
         pending = await run_in_threadpool(self.sessions.pending_question, session_id)
-        if pending is not None and image is None and is_affirmative(text):
+        if (
+            pending is not None
+            and pending.plan is not None
+            and pending.image_name is not None
+            and image is None
+            and is_affirmative(text)
+        ):
             draft = Draft(
                 instruction=pending.plan["instruction"],
                 session_id=session_id,
@@ -187,9 +178,7 @@ class VideoService:
             )
 
         draft = Draft(instruction=text, session_id=session_id)
-        await run_in_threadpool(
-            self._attach_picture, draft, CreateRequest(prompt=text, image=image)
-        )
+        await run_in_threadpool(self._attach_picture, draft, image, None)
         plan = await self._plan_draft(draft, allow_clarify=True)
         if plan.action != "clarify":
             return ChatReply(
@@ -201,31 +190,30 @@ class VideoService:
             session_id=session_id, type="question", question=question, proposed_prompt=plan.prompt
         )
 
-    def messages(self, session_id: str) -> list[dict]:
-        session_id = self._require_session_id(session_id)
+    def messages(self, session_id: str) -> list[SessionTurn]:
         return [
-            {
-                "role": t.role,
-                "text": t.text,
-                "action": t.action,
-                "video_id": t.video_id,
-                "prompt": t.prompt,
-                "category": t.category,
-                "created_at": int(t.created_at),
-            }
+            SessionTurn(
+                role=t.role,
+                text=t.text,
+                action=t.action,
+                video_id=t.video_id,
+                prompt=t.prompt,
+                category=t.category,
+                created_at=int(t.created_at),
+            )
             for t in self.sessions.turns(session_id)
         ]
 
     # --- the stages of one request -----------------------------------------------------------
 
-    def _attach_picture(self, draft: Draft, form: CreateRequest) -> None:
+    def _attach_picture(self, draft: Draft, upload: bytes | None, image_url: str | None) -> None:
         """The uploaded picture, or else the session's last one with its category."""
-        if form.image is not None or form.image_url is not None or draft.session_id is None:
-            draft.image = self._image_from_form(form)
+        if upload is not None or image_url is not None or draft.session_id is None:
+            draft.image = self._image_from_form(upload, image_url)
         else:
             picture = self.sessions.last_picture(draft.session_id)
             if picture is None:
-                self._image_from_form(form)  # raises: no picture anywhere
+                raise _no_picture()
             draft.image = self._stored_picture(picture.name)
             if draft.category is None and picture.category is not None:
                 draft.category, draft.category_source = picture.category, "session"
@@ -244,10 +232,11 @@ class VideoService:
         return validate_image(data, self.config.uploads)
 
     async def _plan_draft(self, draft: Draft, allow_clarify: bool) -> Plan:
+        image = _picture(draft)
         if draft.category is None:
             t0 = time.perf_counter()
             classification = await self._bounded(
-                self._classify(draft.image.data), self.config.timeouts.classify_s, "classifier"
+                self._classify(image.data), self.config.timeouts.classify_s, "classifier"
             )
             draft.timings["classify"] = time.perf_counter() - t0
             draft.category, draft.scores = classification.category, classification.scores
@@ -272,9 +261,9 @@ class VideoService:
             instruction=draft.instruction,
             category=draft.category,
             category_source=draft.category_source,
-            labels=[label.model_dump() for label in draft.labels],
-            image_width=draft.image.width,
-            image_height=draft.image.height,
+            labels=[PlanLabel.model_validate(label.model_dump()) for label in draft.labels],
+            image_width=image.width,
+            image_height=image.height,
             user=draft.user,
             history=draft.history,
             previous=draft.previous,
@@ -288,6 +277,7 @@ class VideoService:
         return plan
 
     async def _accept(self, draft: Draft, plan: Plan, record_turn: bool = True) -> Video:
+        image = _picture(draft)
         job = Job(
             id=new_job_id(),
             model=self.config.model_name,
@@ -296,9 +286,9 @@ class VideoService:
             negative_prompt=plan.negative_prompt,
             session_id=draft.session_id,
             remixed_from=draft.remixed_from,
-            image_sha256=draft.image.sha256,
-            image_name=draft.image.name,
-            cache_key=cache_key(draft.image.sha256, plan),
+            image_sha256=image.sha256,
+            image_name=image.name,
+            cache_key=cache_key(image.sha256, plan),
             idempotency_key=draft.idempotency_key,
             category=draft.category,
             category_scores=draft.scores,
@@ -307,7 +297,7 @@ class VideoService:
             timings=draft.timings,
             trace=draft.trace,
         )
-        recorded = await run_in_threadpool(self._record_and_enqueue, job, draft.image)
+        recorded = await run_in_threadpool(self._record_and_enqueue, job, image)
         if recorded is not job:  # a concurrent retry with the same Idempotency-Key won
             return self.video(recorded)
         if draft.session_id is not None:
@@ -325,6 +315,8 @@ class VideoService:
         return self.video(job)
 
     def _record_video_turn(self, job: Job, with_user_turn: bool) -> None:
+        if job.session_id is None:
+            return
         if with_user_turn:
             self.sessions.add(
                 job.session_id,
@@ -348,13 +340,16 @@ class VideoService:
         )
 
     def _record_question(self, draft: Draft, plan: Plan, question: str) -> None:
-        self.artifacts.put_image(draft.image.name, draft.image.data)
+        image = _picture(draft)
+        if draft.session_id is None:
+            raise RuntimeError("a clarifying question belongs to a session")
+        self.artifacts.put_image(image.name, image.data)
         self.sessions.add(
             draft.session_id,
             "user",
             draft.instruction,
-            image_sha256=draft.image.sha256,
-            image_name=draft.image.name,
+            image_sha256=image.sha256,
+            image_name=image.name,
             category=draft.category,
         )
         proposal = {
@@ -366,8 +361,8 @@ class VideoService:
             "assistant",
             question,
             action="clarify",
-            image_sha256=draft.image.sha256,
-            image_name=draft.image.name,
+            image_sha256=image.sha256,
+            image_name=image.name,
             category=draft.category,
             prompt=plan.prompt,
             plan=proposal,
@@ -406,6 +401,8 @@ class VideoService:
         return job
 
     def _complete_from_cache(self, job: Job, image: ValidatedImage) -> bool:
+        if job.cache_key is None:
+            return False
         source = self.jobs.find_cached(job.cache_key)
         if source is None or not self.artifacts.copy_outputs(source.id, job.id):
             return False
@@ -435,20 +432,6 @@ class VideoService:
 
     # --- checks ------------------------------------------------------------------------------
 
-    def _check_prompt(self, prompt: str | None, param: str = "prompt") -> str:
-        if prompt is None:
-            raise invalid(
-                f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
-            )
-        limit = self.config.uploads.max_prompt_chars
-        if len(prompt) > limit:
-            raise invalid(
-                f"The {param} is {len(prompt)} characters; the limit is {limit}.",
-                param,
-                "string_above_max_length",
-            )
-        return prompt.strip()
-
     def _admit(self) -> None:
         """Backpressure: over the backlog limit, answer 429 at once and write nothing."""
         limit = self.config.admission.max_backlog
@@ -463,17 +446,6 @@ class VideoService:
                 headers={"Retry-After": str(retry_after)},
             )
 
-    def _check_idempotency_key(self, key: str | None) -> str | None:
-        if key is None or key == "":
-            return None
-        limit = self.config.admission.max_idempotency_key_chars
-        if len(key) > limit or not key.isprintable():
-            raise invalid(
-                f"Idempotency-Key must be printable and at most {limit} characters.",
-                "Idempotency-Key",
-            )
-        return key
-
     def _check_model(self, model: str | None) -> None:
         if model not in (None, "", self.config.model_name):
             raise APIError(
@@ -484,76 +456,19 @@ class VideoService:
                 code="model_not_found",
             )
 
-    def _check_session_id(self, session_id: str | None) -> str | None:
-        if session_id is None or session_id == "":
-            return None
-        limit = self.config.uploads.max_session_id_chars
-        if len(session_id) > limit or not session_id.isprintable():
-            raise invalid(
-                f"session_id must be printable and at most {limit} characters.", "session_id"
-            )
-        return session_id
-
-    def _require_session_id(self, session_id: str | None) -> str:
-        checked = self._check_session_id(session_id)
-        if checked is None:
-            raise invalid("A session id is required.", "session_id", "missing_required_parameter")
-        return checked
-
-    @staticmethod
-    def _check_category(category: str | None) -> str | None:
-        if category is None or category == "":
-            return None
-        if category not in CATEGORIES:
-            raise invalid(
-                f"Unknown category '{category}'; use one of {', '.join(CATEGORIES)}.",
-                "category",
-            )
-        return category
-
-    def _user_params(self, form: CreateRequest) -> UserParams:
-        limits = self.config.limits
-        return UserParams(
-            num_frames=_number(
-                form.num_frames, "num_frames", int, limits.min_frames, limits.max_frames
-            ),
-            num_inference_steps=_number(
-                form.num_inference_steps,
-                "num_inference_steps",
-                int,
-                limits.min_steps,
-                limits.max_steps,
-            ),
-            guidance_scale=_number(
-                form.guidance_scale,
-                "guidance_scale",
-                float,
-                limits.min_guidance,
-                limits.max_guidance,
-            ),
-            fps=_number(form.fps, "fps", int, limits.min_fps, limits.max_fps),
-            seed=_number(form.seed, "seed", int, 0, limits.max_seed),
-            seconds=_number(form.seconds, "seconds", float, 0.1, 600.0),
-            size=_size(form.size),
-        )
-
-    def _image_from_form(self, form: CreateRequest) -> ValidatedImage:
-        if form.image is not None and form.image_url is not None:
+    def _image_from_form(self, upload: bytes | None, image_url: str | None) -> ValidatedImage:
+        if upload is not None and image_url is not None:
             raise invalid(
                 "Give input_reference either as a file or as an image_url, not both.",
                 "input_reference",
             )
-        if form.image is not None:
-            return validate_image(form.image, self.config.uploads)
-        if form.image_url is not None:
+        if upload is not None:
+            return validate_image(upload, self.config.uploads)
+        if image_url is not None:
             return validate_image(
-                _data_url_bytes(form.image_url), self.config.uploads, "input_reference.image_url"
+                _data_url_bytes(image_url), self.config.uploads, "input_reference.image_url"
             )
-        raise invalid(
-            "Missing required parameter: 'input_reference' (the picture to animate).",
-            "input_reference",
-            "missing_required_parameter",
-        )
+        raise _no_picture()
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -575,49 +490,33 @@ class VideoService:
             logger.warning("job expired", extra={"job_id": job.id, "session_id": job.session_id})
         return self.jobs.get(job.id) or job
 
-    def list(
-        self,
-        after: str | None,
-        limit: int,
-        order: Literal["asc", "desc"],
-        *,
-        session_id: str | None = None,
-        status: str | None = None,
-        category: str | None = None,
-        q: str | None = None,
-        created_after: str | float | None = None,
-        created_before: str | float | None = None,
-    ) -> VideoList:
-        """A page of videos. The extension filters (all must hold) search past results: `q`'s
-        space-separated words must each occur in the instruction or the English prompt; the
-        times are unix seconds, inclusive. `after` pages through the filtered list."""
-        status = _check_status(status)
-        earliest = _timestamp(created_after, "created_after")
-        latest = _timestamp(created_before, "created_before")
+    def list(self, query: ListQuery) -> VideoList:
+        """A page of videos (the filters are described on `ListQuery`)."""
+        earliest, latest = query.created_after, query.created_before
         if earliest is not None and latest is not None and earliest > latest:
-            raise invalid(
-                f"created_after ({created_after}) is later than created_before ({created_before}).",
-                "created_after",
-            )
+            return VideoList(data=[], has_more=False)
         page = self.jobs.list(
-            after,
-            limit,
-            order,
-            session_id=self._check_session_id(session_id),
-            status=status,
-            category=self._check_category(category),
-            words=_query_words(q),
+            query.after,
+            query.limit,
+            query.order,
+            session_id=query.session_id,
+            status=query.status,
+            category=query.category,
+            words=query.words(),
             created_after=earliest,
             created_before=latest,
         )
         if page is None:
-            raise invalid(
-                f"No video found with id '{after}' to list after.", "after", "video_not_found"
+            raise APIError(
+                404,
+                f"No video found with id '{query.after}' to list after.",
+                param="after",
+                code="video_not_found",
             )
         rows, has_more = page
         jobs = [self._expire_if_overdue(job) for job in rows]
         # An overdue job failed just now no longer matches a status filter.
-        data = [self.video(job) for job in jobs if status is None or job.status == status]
+        data = [self.video(job) for job in jobs if query.status in (None, job.status)]
         return VideoList(
             data=data,
             first_id=data[0].id if data else None,
@@ -684,7 +583,7 @@ class VideoService:
         return Video(
             id=job.id,
             model=job.model,
-            status=job.status,
+            status=cast(VideoStatus, job.status),
             progress=job.progress,
             created_at=int(job.created_at),
             completed_at=int(job.completed_at) if job.completed_at else None,
@@ -711,69 +610,6 @@ def cache_key(image_sha256: str, plan: Plan) -> str | None:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def _number(raw: str | None, name: str, kind: type, low: float, high: float):
-    if raw is None or raw == "":
-        return None
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise invalid(
-            f"{name} must be {'an integer' if kind is int else 'a number'}, got '{raw}'.", name
-        ) from None
-    if not low <= value <= high or value != value:  # value != value: NaN
-        raise invalid(f"{name} must be between {low:g} and {high:g}, got {raw}.", name)
-    return value
-
-
-def _size(raw: str | None) -> tuple[int, int] | None:
-    if raw is None or raw == "":
-        return None
-    parts = raw.lower().split("x")
-    try:
-        width, height = (int(p) for p in parts)
-    except ValueError:
-        raise invalid(f"size must look like 1280x720, got '{raw}'.", "size") from None
-    if not (1 <= width <= 8192 and 1 <= height <= 8192):
-        raise invalid(f"size must be between 1x1 and 8192x8192, got '{raw}'.", "size")
-    return width, height
-
-
-def _check_status(status: str | None) -> str | None:
-    if status is None or status == "":
-        return None
-    statuses = get_args(VideoStatus)
-    if status not in statuses:
-        raise invalid(f"Unknown status '{status}'; use one of {', '.join(statuses)}.", "status")
-    return status
-
-
-def _timestamp(raw: str | float | None, name: str) -> float | None:
-    """Unix seconds from a query parameter: a non-negative number."""
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise invalid(f"{name} must be unix seconds (a number), got '{raw}'.", name) from None
-    if not math.isfinite(value) or value < 0:
-        raise invalid(f"{name} must be non-negative unix seconds, got '{raw}'.", name)
-    return value
-
-
-def _query_words(q: str | None) -> list[str]:
-    """The words of a search: split on any whitespace, so Chinese (which has no spaces) is
-    one word and "cup 旋转" is two that must both match."""
-    if q is None:
-        return []
-    if len(q) > MAX_QUERY_CHARS:
-        raise invalid(
-            f"q is {len(q)} characters; the limit is {MAX_QUERY_CHARS}.",
-            "q",
-            "string_above_max_length",
-        )
-    return q.split()
-
-
 def _data_url_bytes(url: str) -> bytes:
     if not url.startswith("data:"):
         raise invalid(
@@ -795,3 +631,17 @@ def _data_url_bytes(url: str) -> bytes:
 
 def _format_seconds(seconds: float) -> str:
     return f"{seconds:g}" if seconds != int(seconds) else str(int(seconds))
+
+
+def _picture(draft: Draft) -> ValidatedImage:
+    if draft.image is None:
+        raise RuntimeError("a draft is planned or accepted only with its picture attached")
+    return draft.image
+
+
+def _no_picture() -> APIError:
+    return invalid(
+        "Missing required parameter: 'input_reference' (the picture to animate).",
+        "input_reference",
+        "missing_required_parameter",
+    )

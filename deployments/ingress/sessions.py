@@ -19,7 +19,7 @@ Role = Literal["user", "assistant"]
 class SessionPicture:
     sha256: str
     name: str
-    category: str
+    category: str | None
 
 
 class SessionStore:
@@ -44,7 +44,7 @@ class SessionStore:
                 .order_by(SessionTurn.seq.desc())
                 .limit(limit)
             )
-            return list(rows)[::-1]
+            return [prompt for prompt in rows if prompt is not None][::-1]
 
     def last_picture(self, session_id: str) -> SessionPicture | None:
         with self._session() as session:
@@ -58,7 +58,7 @@ class SessionStore:
                 .order_by(SessionTurn.seq.desc())
                 .limit(1)
             )
-            if turn is None:
+            if turn is None or turn.image_sha256 is None or turn.image_name is None:
                 return None
             return SessionPicture(turn.image_sha256, turn.image_name, turn.category)
 
@@ -75,7 +75,7 @@ class SessionStore:
                 .order_by(SessionTurn.seq.desc())
                 .limit(limit)
             )
-            return list(rows)[::-1]
+            return [prompt for prompt in rows if prompt is not None][::-1]
 
     def pending_question(self, session_id: str) -> SessionTurn | None:
         """The service's question, if it is the session's last turn."""

@@ -199,6 +199,30 @@ BAD_CREATES = [
         id="unknown-category",
     ),
     pytest.param(
+        {"prompt": "x", "params[num_frames]": "8"},
+        None,
+        400,
+        "params[num_frames]",
+        "unknown_parameter",
+        id="unknown-field",
+    ),
+    pytest.param(
+        {"prompt": "x", "input_reference": "cup.jpg"},
+        None,
+        400,
+        "input_reference",
+        "invalid_value",
+        id="picture-as-text",
+    ),
+    pytest.param(
+        {"prompt": "x", "session_id": "a\x07b"},
+        None,
+        400,
+        "session_id",
+        "invalid_value",
+        id="session-id-control-char",
+    ),
+    pytest.param(
         {"prompt": "x", "model": "sora-2"},
         None,
         404,
@@ -260,7 +284,7 @@ def test_unknown_id_is_404(service, method, path, kwargs):
         ("limit=1000", "limit"),
         ("order=sideways", "order"),
         ("limit=ten", "limit"),
-        ("after=video_nope", "after"),
+        ("colour=red", "colour"),
     ],
 )
 def test_bad_list_query_is_400(service, query, param):

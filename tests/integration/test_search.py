@@ -13,7 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, event, inspect, text
 
-from deployments.ingress.serving import MAX_QUERY_CHARS, VideoService
+from deployments.ingress.requests import MAX_QUERY_CHARS, request_models, validated
+from deployments.ingress.serving import VideoService
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.errors import APIError
 from i2v_core.jobs import Job, JobStore, new_job_id
@@ -100,10 +101,8 @@ def test_filters_over_http(service):
         ({"created_after": "yesterday"}, "created_after"),
         ({"created_before": "-1"}, "created_before"),
         ({"created_after": "nan"}, "created_after"),
-        ({"created_after": "200", "created_before": "100"}, "created_after"),
         ({"q": "x" * (MAX_QUERY_CHARS + 1)}, "q"),
         ({"session_id": "a\x01b"}, "session_id"),
-        ({"after": "video_nope", "q": "cup"}, "after"),
     ],
 )
 def test_bad_filters_are_400_in_openai_shape(service, params, param):
@@ -115,6 +114,20 @@ def test_bad_filters_are_400_in_openai_shape(service, params, param):
     assert error["param"] == param
     assert error["message"]
     assert service.snapshot() == before
+
+
+def test_unknown_after_is_404_and_an_empty_time_range_matches_nothing(service):
+    response = httpx.get(
+        f"{service.base_url}/v1/videos", params={"after": "video_nope", "q": "cup"}, timeout=30
+    )
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["param"] == "after"
+    response = httpx.get(
+        f"{service.base_url}/v1/videos",
+        params={"created_after": "200", "created_before": "100"},
+        timeout=30,
+    )
+    assert response.status_code == 200 and response.json()["data"] == []
 
 
 # --- JobStore.list and VideoService.list on SQLite and PostgreSQL ------------------------
@@ -264,16 +277,24 @@ def videos(store, tmp_path_factory):
     )
 
 
+LIST_QUERY = request_models(AppConfig().ingress_config()).list_query
+
+
+def _list(videos, **query):
+    return videos.list(validated(LIST_QUERY, query))
+
+
 def test_video_service_list_parses_and_applies_filters(videos, store):
-    page = videos.list(None, 10, "desc", q=" 杯子\u3000旋转 ", status="completed")
+    page = _list(videos, q=" 杯子\u3000旋转 ", status="completed")
     assert [v.id for v in page.data] == [store.ids["cup"]]
     assert page.first_id == page.last_id == store.ids["cup"] and not page.has_more
-    page = videos.list(None, 10, "desc", created_after=str(BASE + 4000), created_before="")
+    page = _list(videos, created_after=str(BASE + 4000))
     assert [v.id for v in page.data] == [store.ids["dance"]]
-    empty = videos.list(None, 10, "desc", q="no such words", category="animal")
+    empty = _list(videos, q="no such words", category="animal")
     assert empty.data == [] and empty.first_id is None and not empty.has_more
-    page = videos.list(None, 10, "asc", session_id="s-b", category="", status="")
+    page = _list(videos, order="asc", session_id="s-b")
     assert [v.id for v in page.data] == [store.ids["cat"], store.ids["dance"]]
+    assert _list(videos, created_after="10", created_before="9").data == []
 
 
 @pytest.mark.parametrize(
@@ -284,14 +305,17 @@ def test_video_service_list_parses_and_applies_filters(videos, store):
         ({"created_after": "abc"}, "created_after", "invalid_value"),
         ({"created_after": "-5"}, "created_after", "invalid_value"),
         ({"created_before": "inf"}, "created_before", "invalid_value"),
-        ({"created_after": "10", "created_before": "9"}, "created_after", "invalid_value"),
+        ({"created_after": "nan"}, "created_after", "invalid_value"),
         ({"q": "杯" * (MAX_QUERY_CHARS + 1)}, "q", "string_above_max_length"),
-        ({"session_id": "x" * 1000}, "session_id", "invalid_value"),
+        ({"session_id": "x" * 1000}, "session_id", "string_above_max_length"),
+        ({"session_id": "a\x01b"}, "session_id", "invalid_value"),
+        ({"limit": "0"}, "limit", "invalid_value"),
+        ({"sort": "asc"}, "sort", "unknown_parameter"),
     ],
 )
-def test_video_service_list_rejects_bad_filters(videos, filters, param, code):
+def test_list_query_rejects_bad_filters(filters, param, code):
     with pytest.raises(APIError) as caught:
-        videos.list(None, 10, "desc", **filters)
+        validated(LIST_QUERY, filters)
     assert (caught.value.status_code, caught.value.param, caught.value.code) == (400, param, code)
 
 
