@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import pathlib
 import statistics
-import sys
 import tempfile
 import time
 
@@ -20,11 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from deployments.generator.config import GeneratorConfig  # noqa: E402
-from deployments.generator.engine import GenerationRequest, GeneratorEngine  # noqa: E402
+from deployments.generator.config import GeneratorConfig
+from deployments.generator.engine import GenerationRequest, GeneratorEngine
 
 PROMPTS = [
     "the flowers slowly open",
@@ -132,8 +128,7 @@ def _summary(values: list[float]) -> str:
 
 
 def _build_tiny(folder: pathlib.Path) -> pathlib.Path:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from tiny_generator import build_tiny_generator
+    from i2v_testing.tiny_generator import build_tiny_generator
 
     build_tiny_generator(folder, seed=0)
     return folder

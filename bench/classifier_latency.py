@@ -15,24 +15,19 @@ import asyncio
 import io
 import math
 import statistics
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import psutil
+import ray
+import torch
+from ray import serve
 
-import psutil  # noqa: E402
-import ray  # noqa: E402
-import torch  # noqa: E402
-from ray import serve  # noqa: E402
-
-from deployments.classifier.config import ClassifierConfig  # noqa: E402
-from deployments.classifier.deployment import Classifier  # noqa: E402
-from deployments.classifier.imagenet_engine import ImageNetEngine  # noqa: E402
-from i2v_core.domain import CATEGORIES  # noqa: E402
-from tests.support.photos import PHOTOS  # noqa: E402
+from deployments.classifier.config import ClassifierConfig
+from deployments.classifier.deployment import Classifier
+from deployments.classifier.imagenet_engine import ImageNetEngine
+from i2v_core.domain import CATEGORIES
+from i2v_testing.photos import PHOTOS
 
 CONFIG = ClassifierConfig(engine="imagenet", device="cpu", max_batch_size=8)
 

@@ -3,7 +3,8 @@ step, seconds per video and peak memory at 512x512, 16 frames, 50 steps, for bat
 largest batch that fits in a memory budget (half the card by default).
 
     pip install diffusers-0.42.1-py3-none-any.whl   # next to the machine's torch and transformers
-    python bench/gpu_generate.py --out bench/gpu_generate.json
+    python bench/gpu_generate.py --out bench/gpu_generate.json   # with the project installed;
+                                                                 # else PYTHONPATH=. first
     python bench/gpu_generate.py --tiny-check --out /tmp/gpu_generate.json   # cpu, seconds
 
 Speed and memory do not depend on the values of the weights, so nothing is downloaded: every part
@@ -37,7 +38,6 @@ import gc
 import json
 import pathlib
 import statistics
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,10 +59,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from deployments.generator.pipeline import PatchedI2VGenXLPipeline  # noqa: E402
+from deployments.generator.pipeline import PatchedI2VGenXLPipeline
 
 GIB = 2**30
 CONTEXT_LENGTH = 77

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +185,6 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.start:
-        sys.path.insert(0, str(ROOT))
         from serve_app import runtime
         from serve_app.config import load_serve_file
 

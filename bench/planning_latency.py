@@ -15,17 +15,12 @@ import argparse
 import math
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from deployments.router.config import LLMConfig, RouterConfig  # noqa: E402
-from deployments.router.engine import RouterEngine  # noqa: E402
-from deployments.router.protocol import GenerationParams, PlanRequest  # noqa: E402
-from tests.support.fake_openai import FakeOpenAIServer, Reply  # noqa: E402
+from deployments.router.config import LLMConfig, RouterConfig
+from deployments.router.engine import RouterEngine
+from deployments.router.protocol import GenerationParams, PlanRequest
+from i2v_testing.fake_openai import FakeOpenAIServer, Reply
 
 REPLY = {
     "action": "generate",

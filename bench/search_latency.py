@@ -14,18 +14,14 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sqlalchemy import or_, select
 
-from sqlalchemy import or_, select  # noqa: E402
-
-from i2v_core.jobs import Job, JobStore  # noqa: E402
-from tests.conftest import make_job  # noqa: E402
+from i2v_core.jobs import Job, JobStore
+from i2v_testing.jobs import make_job
 
 INSTRUCTIONS = [
     "展示这个杯子旋转",

@@ -17,25 +17,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from openai import OpenAI
 
+from deployments.generator.engine import GenerationRequest, GeneratorEngine
+from deployments.generator.video import encode_mp4
+from i2v_core.images import load_rgb
+from serve_app import runtime
+from serve_app.config import ServeFile, load_serve_file
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from deployments.generator.engine import GenerationRequest, GeneratorEngine  # noqa: E402
-from deployments.generator.video import encode_mp4  # noqa: E402
-from i2v_core import runtime  # noqa: E402
-from i2v_core.images import load_rgb  # noqa: E402
-from serve_app.config import ServeFile, load_serve_file  # noqa: E402
-
 warnings.filterwarnings("ignore", message=".*Sora API.*")
 
 

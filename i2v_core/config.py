@@ -88,6 +88,12 @@ class TimeoutConfig(BaseModel):
     classify_s: float = Field(default=30.0, gt=0)
     plan_s: float = Field(default=30.0, gt=0)
     job_deadline_s: float = Field(default=300.0, gt=0)
+    deadline_sweep_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often each ingress replica fails the jobs past their deadline that no "
+        "replica finished",
+    )
 
 
 class GenerationLimits(BaseModel):

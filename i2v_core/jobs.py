@@ -369,7 +369,7 @@ class JobStore:
             )
             if _rowcount(won) != 1:
                 return False
-            job = session.get_one(Job, job_id)
+            job = session.scalars(select(Job).where(Job.id == job_id)).one()
             job.timings = {**(job.timings or {}), **timings}
             job.trace = [*(job.trace or []), *trace]
             return True

@@ -218,22 +218,14 @@ def job_started(attempt: int) -> None:
 
 
 @_never_raises
-def job_finished(
-    status: str,
-    code: str | None,
-    timings: Mapping[str, float] | None = None,
-    trace: Iterable[Any] | None = None,
-) -> None:
-    """A job reached its final status: count it, observe its generator-side stages and count the
-    out-of-memory step-downs its trace records. Call once per job, where the final write won."""
+def job_finished(status: str, code: str | None, timings: Mapping[str, float] | None = None) -> None:
+    """A job reached its final status: count it and observe its generator-side stages. Call once
+    per job, where the final write won."""
     registry = _metrics()
     if registry is None:
         return
     registry.jobs_finished.inc(tags={"status": _label(status), "code": _label(code)})
     observe_timings(timings)
-    step_downs = count_step_downs(trace or [])
-    if step_downs:
-        recovery("oom_step_down", step_downs)
 
 
 @_never_raises
@@ -256,24 +248,9 @@ def llm_fallback(reason: str | None) -> None:
     registry = _metrics()
     if registry is None:
         return
-    registry.llm_fallbacks.inc(tags={"reason": fallback_reason(reason)})
+    known = reason if reason in FALLBACK_REASONS else "error"
+    registry.llm_fallbacks.inc(tags={"reason": known})
     recovery("planner_fallback")
-
-
-@_never_raises
-def plan_decided(trace: Iterable[Any]) -> None:
-    """Counts the LLM fallbacks a plan's trace records: the router puts
-    `{"fallback": {"reason": ...}}` in the detail of its plan decision when the rules planner
-    stood in for the LLM."""
-    for entry in trace:
-        _, decision, detail = _entry(entry)
-        fallback = detail.get("fallback")
-        if isinstance(fallback, Mapping):
-            llm_fallback(str(fallback.get("reason") or "error"))
-        elif isinstance(fallback, str) and fallback:
-            llm_fallback(fallback)
-        elif "fallback" in decision.lower():
-            llm_fallback(str(detail.get("fallback_reason") or "error"))
 
 
 @_never_raises
@@ -310,53 +287,6 @@ def gpu_memory(deployment: str, stats: Mapping[str, int] | None = None) -> None:
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def count_step_downs(trace: Iterable[Any]) -> int:
-    """Out-of-memory step-downs recorded in trace entries of the generate stage, as a
-    `step_downs` list (or count) on the entry or in its detail."""
-    total = 0
-    for entry in trace:
-        stage, _, detail = _entry(entry)
-        if stage != "generate":
-            continue
-        raw = entry.get("step_downs") if isinstance(entry, Mapping) else None
-        raw = raw if raw is not None else detail.get("step_downs")
-        if isinstance(raw, (list, tuple)):
-            total += len(raw)
-        elif isinstance(raw, int) and not isinstance(raw, bool):
-            total += max(0, raw)
-    return total
-
-
-def fallback_reason(reason: str | None) -> str:
-    """One of FALLBACK_REASONS: the router's own word as it is, other text by its keywords."""
-    text = (reason or "").strip().lower()
-    if text in FALLBACK_REASONS:
-        return text
-    if "timeout" in text or "timed out" in text:
-        return "timeout"
-    if any(w in text for w in ("connect", "unavailable", "unreachable")):
-        return "connection"
-    if any(w in text for w in ("429", "rate limit", "status", "http")):
-        return "http_error"
-    if "json" in text:
-        return "invalid_json"
-    if any(w in text for w in ("invalid", "parse", "validation", "junk", "empty")):
-        return "invalid_output"
-    return "error"
-
-
-def _entry(entry: Any) -> tuple[str, str, Mapping[str, Any]]:
-    """(stage, decision, detail) of a trace entry, a dict or a pydantic Decision."""
-    if not isinstance(entry, Mapping):
-        entry = getattr(entry, "__dict__", {})
-    detail = entry.get("detail")
-    return (
-        str(entry.get("stage", "")),
-        str(entry.get("decision", "")),
-        detail if isinstance(detail, Mapping) else {},
-    )
 
 
 def gpu_memory_stats() -> dict[str, int]:

@@ -17,10 +17,8 @@ from pathlib import Path
 
 from openai import OpenAI
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from i2v_core import runtime  # noqa: E402
-from serve_app.config import load_serve_file  # noqa: E402
+from serve_app import runtime
+from serve_app.config import load_serve_file
 
 warnings.filterwarnings("ignore", message=".*Sora API.*", category=DeprecationWarning)
 

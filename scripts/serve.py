@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from i2v_core import runtime  # noqa: E402
-from serve_app.config import load_serve_file  # noqa: E402
+from serve_app import runtime
+from serve_app.config import load_serve_file
 
 
 def main() -> None:

@@ -2,146 +2,24 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = ROOT / "serve_app" / "configs" / "tiny.yaml"
-EXAMPLES = ROOT / "examples"
+from i2v_testing.paths import MODELS, TINY_CONFIG
+from i2v_testing.servers import RedisServer, free_port
+from i2v_testing.tiny_models import ensure_tiny_models
 
 # The openai SDK marks its videos methods deprecated (OpenAI's hosted video API was retired);
 # the same /v1/videos shape is our contract.
 warnings.filterwarnings("ignore", message=".*Sora API.*")
 
 
-JOB_PARAMS = {
-    "width": 64,
-    "height": 64,
-    "num_frames": 8,
-    "num_inference_steps": 2,
-    "guidance_scale": 8.0,
-    "fps": 8,
-    "seed": 1,
-}
-
-
-def make_job(**overrides):
-    """A job row with plausible values (nothing stored): `overrides` replace any column."""
-    from i2v_core.jobs import Job, new_job_id
-
-    values = dict(
-        id=new_job_id(),
-        model="i2vgen-xl",
-        instruction="spin",
-        prompt="An object rotating",
-        negative_prompt="blurry",
-        session_id=None,
-        remixed_from=None,
-        image_sha256="ab" * 32,
-        image_name="ab" * 32 + ".png",
-        category="still_life",
-        category_scores={"still_life": 1.0},
-        params=dict(JOB_PARAMS),
-        plan={"planner": "rules"},
-        timings={"plan": 0.01},
-        trace=[],
-    )
-    values.update(overrides)
-    return Job(**values)
-
-
-def queued_job(jobs, artifacts, seed: int = 1, **params) -> str:
-    """A job as the ingress leaves it (picture stored, parameters decided), not yet run:
-    128x128, 4 frames, 2 steps unless `params` say otherwise."""
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (96, 80), (30, 120, 200)).save(buffer, format="PNG")
-    artifacts.put_image("cafe.png", buffer.getvalue())
-    values = {"width": 128, "height": 128, "num_frames": 4, "guidance_scale": 5.0, "seed": seed}
-    job = make_job(
-        image_sha256="cafe",
-        image_name="cafe.png",
-        params={**JOB_PARAMS, **values, **params},
-        plan={},
-    )
-    return jobs.create(job).id
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def tiny_models() -> Path:
-    """The tiny weights, built by the repo's script if they are missing."""
-    target = ROOT / "models" / "tiny"
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "build_tiny_models.py"), str(target)], check=True
-    )
-    return target
-
-
-class RedisServer:
-    """A throwaway redis-server on 127.0.0.1 with its append-only file on."""
-
-    def __init__(self, data_dir: Path):
-        self.port = free_port()
-        self.data_dir = data_dir
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed (make test installs it)")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.data_dir),
-                "--appendonly",
-                "yes",
-                "--save",
-                "",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        import redis
-
-        client = redis.Redis.from_url(self.url)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+    """The tiny weights, built if they are missing (`make test` builds them first)."""
+    return ensure_tiny_models(MODELS)
 
 
 @pytest.fixture(scope="session")
@@ -218,7 +96,7 @@ def service(tiny_models, redis_server, tmp_path_factory):
 @pytest.fixture(scope="session")
 def postgres_server():
     """A real PostgreSQL server (Debian's package, installed by `make test`)."""
-    from tests.support.postgres import PostgresServer
+    from i2v_testing.postgres import PostgresServer
 
     server = PostgresServer()
     if not server.available:

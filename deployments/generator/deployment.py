@@ -141,7 +141,7 @@ class Generator:
                 f"(last error: {self.load_error})."
             )
             if self.jobs.fail(job_id, "no_healthy_replica", message):
-                metrics.job_finished("failed", "no_healthy_replica", {}, [])
+                metrics.job_finished("failed", "no_healthy_replica")
             return "failed"
         raise ReplicaUnavailable(self.load_error)
 

@@ -14,6 +14,7 @@ import torch
 
 from deployments.generator.config import OomLadder
 from deployments.generator.engine import GenerationRequest, GeneratorEngine, StepCallback
+from i2v_core import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ def generate_with_recovery(
             raise OutOfMemory(request, step_downs) from error
         request, step_down = lower
         step_downs.append(step_down)
+        metrics.recovery("oom_step_down")
         logger.warning("out of memory, retrying lower: %s", step_down)
 
 

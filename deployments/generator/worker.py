@@ -150,7 +150,7 @@ class JobRunner:
             # else a redelivered copy of this task finished first; its files are the video.
             return "skipped"
         logger.info("job completed", extra={**log_extra, "timings": timings})
-        metrics.job_finished("completed", None, timings, trace)
+        metrics.job_finished("completed", None, timings)
         return "completed"
 
     def _request(self, job: Job) -> GenerationRequest:
@@ -174,7 +174,7 @@ class JobRunner:
             {"stage": "generate", "decision": "failed", "detail": {"code": code, **(detail or {})}}
         ]
         if self.jobs.fail(job_id, code, message, timings, trace):
-            metrics.job_finished("failed", code, timings, trace)
+            metrics.job_finished("failed", code, timings)
         else:
             final = self.jobs.get(job_id)
             if final is not None and final.status == "completed":

@@ -17,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from deployments.classifier.protocol import Classification
 from deployments.generator.protocol import TASK_NAME
 from deployments.ingress.config import IngressConfig
+from deployments.ingress.expiry import DeadlineSweeper
 from deployments.ingress.routes import build_api
-from deployments.ingress.serving import VideoService
+from deployments.ingress.services import build_services
 from deployments.router.protocol import Plan, PlanRequest
 from i2v_core import logs, metrics
 from i2v_core.artifacts import ArtifactStore
@@ -40,19 +41,23 @@ class Ingress:
         self._router = router
         self._generator = generator
         self._queue = instantiate_adapter_from_config(config.queue.task_processor_config())
-        self.service = VideoService(
+        jobs = JobStore(config.stores.database_url)
+        self.services = build_services(
             config,
-            JobStore(config.stores.database_url),
+            jobs,
             ArtifactStore(config.stores.artifact_dir),
             classify=self._classify,
             plan=self._plan,
             enqueue=self._enqueue,
         )
         logs.keep_job_ids()
-        metrics.watch_backlog(self.service.jobs.count)
+        metrics.watch_backlog(jobs.count)
+        self._sweeper = DeadlineSweeper(
+            jobs, config.timeouts.job_deadline_s, config.timeouts.deadline_sweep_s
+        ).start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_api(self.config, self.service, self._readiness)
+        return build_api(self.config, self.services, self._readiness)
 
     async def _classify(self, image: bytes) -> Classification:
         with self._overload_is_429("classifier"):
@@ -97,7 +102,7 @@ class Ingress:
 
     def _database_ok(self) -> bool:
         try:
-            self.service.jobs.count()
+            self.services.jobs.count()
             return True
         except Exception:
             return False

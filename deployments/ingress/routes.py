@@ -23,7 +23,7 @@ from deployments.ingress.requests import (
     request_models,
     validated,
 )
-from deployments.ingress.serving import VideoService
+from deployments.ingress.services import Services
 from i2v_core.domain import ACTIVE_STATUSES
 from i2v_core.errors import ErrorResponse, install_error_handlers, invalid
 
@@ -47,8 +47,9 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
-def build_api(config: IngressConfig, service: VideoService, readiness: ReadinessCheck) -> FastAPI:
+def build_api(config: IngressConfig, services: Services, readiness: ReadinessCheck) -> FastAPI:
     models = request_models(config)
+    videos, conversations = services.videos, services.conversations
     max_file_bytes = config.uploads.max_image_bytes
     app = FastAPI(
         title="Image-to-video service",
@@ -97,19 +98,19 @@ def build_api(config: IngressConfig, service: VideoService, readiness: Readiness
         key: Annotated[str | None, idempotency_key] = None,
     ) -> JSONResponse:
         form = await read_form(request, models.create, max_file_bytes)
-        return answer(await service.create(form, idempotency_key=key))
+        return answer(await videos.create(form, idempotency_key=key))
 
     @app.get("/v1/videos", response_model=VideoList, responses=_errors(400, 404))
     def list_videos(query: Annotated[models.list_query, Query()]) -> VideoList:  # type: ignore[name-defined]
-        return service.list(query)
+        return videos.list(query)
 
     @app.get("/v1/videos/{video_id}", response_model=Video, responses=_errors(400, 404))
     def retrieve_video(video_id: VIDEO_ID) -> JSONResponse:
-        return answer(service.retrieve(video_id))
+        return answer(videos.retrieve(video_id))
 
     @app.delete("/v1/videos/{video_id}", response_model=VideoDeleted, responses=_errors(400, 404))
     def delete_video(video_id: VIDEO_ID) -> VideoDeleted:
-        return service.delete(video_id)
+        return videos.delete(video_id)
 
     @app.get(
         "/v1/videos/{video_id}/content",
@@ -128,7 +129,7 @@ def build_api(config: IngressConfig, service: VideoService, readiness: Readiness
     def download_content(
         video_id: VIDEO_ID, variant: Literal["video", "thumbnail"] = "video"
     ) -> FileResponse:
-        path = service.content_path(video_id, variant)
+        path = videos.content_path(video_id, variant)
         media_type = "video/mp4" if variant == "video" else "image/webp"
         return FileResponse(path, media_type=media_type, filename=path.name)
 
@@ -145,7 +146,7 @@ def build_api(config: IngressConfig, service: VideoService, readiness: Readiness
     )
     async def remix_video(video_id: VIDEO_ID, request: Request) -> JSONResponse:
         body = validated(models.remix, await _json_body(request))
-        return answer(await service.remix(video_id, body.prompt))
+        return answer(await videos.remix(video_id, body.prompt))
 
     # --- conversations ---------------------------------------------------------------------
 
@@ -173,13 +174,13 @@ def build_api(config: IngressConfig, service: VideoService, readiness: Readiness
             message = await read_form(request, models.message, max_file_bytes)
         upload = getattr(message, "input_reference", None)
         picture = upload.data if upload is not None else None
-        return await service.converse(session_id, message.text, picture)
+        return await conversations.converse(session_id, message.text, picture)
 
     @app.get(
         "/v1/sessions/{session_id}/messages", response_model=SessionMessages, responses=_errors(400)
     )
     def list_messages(session_id: session_id_path) -> SessionMessages:
-        return SessionMessages(session_id=session_id, data=service.messages(session_id))
+        return SessionMessages(session_id=session_id, data=conversations.messages(session_id))
 
     # --- web page and health ---------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from deployments.router.params import resolve_params
 from deployments.router.protocol import Decision, GenerationParams, Plan, PlanRequest
 from deployments.router.subjects import warm_up
 from deployments.router.understanding import Understanding, understand
+from i2v_core import metrics
 
 logger = logging.getLogger("ray.serve")
 
@@ -141,6 +142,8 @@ class RouterEngine:
             ],
         )
         self._log(plan, draft, plan_ms)
+        if draft.fallback is not None:
+            metrics.llm_fallback(draft.fallback.reason)
         return plan
 
     @staticmethod

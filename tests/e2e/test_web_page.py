@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.conftest import EXAMPLES, ROOT
+from i2v_testing.paths import EXAMPLES, ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -19,8 +19,6 @@ import contextlib
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -31,7 +29,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import EXAMPLES, ROOT, TINY_CONFIG, RedisServer, free_port
+from i2v_testing.paths import EXAMPLES, MODELS, TINY_CONFIG
+from i2v_testing.servers import RedisServer, free_port
+from i2v_testing.tiny_models import ensure_tiny_models
 
 FAULT_DIR = Path(__file__).resolve().parent
 APP_NAME = "i2v"
@@ -329,13 +329,8 @@ class FaultCluster:
 
 @pytest.fixture(scope="session")
 def tiny_models() -> Path:
-    """The tiny weights, built by the repo's script only when missing (`make test` builds them
-    first): spares this process the script's 7 s of imports."""
-    target = ROOT / "models" / "tiny"
-    if not all((target / part / ".complete").exists() for part in ("generator", "classifier")):
-        script = ROOT / "scripts" / "build_tiny_models.py"
-        subprocess.run([sys.executable, str(script), str(target)], check=True)
-    return target
+    """The tiny weights, built only when missing (`make test` builds them first)."""
+    return ensure_tiny_models(MODELS)
 
 
 def kill(pid: int) -> None:

@@ -18,7 +18,7 @@ from deployments.generator.generation import Generation
 from deployments.generator.worker import JobRunner
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.jobs import JobStore
-from tests.conftest import queued_job
+from i2v_testing.jobs import queued_job
 from tests.fault.conftest import SLOW_STEP_S, VISIBILITY_TIMEOUT_S
 
 

@@ -10,7 +10,7 @@ import redis as redis_py
 from ray.serve.task_consumer import instantiate_adapter_from_config
 
 from i2v_core.config import QueueConfig
-from tests.fault.conftest import RedisServer
+from i2v_testing.servers import RedisServer
 
 
 def test_overdue_task_comes_back_even_when_a_dead_consumer_holds_the_restore_lock(tmp_path):

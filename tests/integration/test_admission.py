@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.conftest import EXAMPLES
+from i2v_testing.paths import EXAMPLES
 
 CUP = (EXAMPLES / "cup.jpg").read_bytes()
 

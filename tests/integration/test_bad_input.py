@@ -10,7 +10,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import EXAMPLES
+from i2v_testing.paths import EXAMPLES
 
 CUP = (EXAMPLES / "cup.jpg").read_bytes()
 

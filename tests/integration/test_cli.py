@@ -23,7 +23,8 @@ from PIL import Image
 from i2v_cli.main import main
 from i2v_cli.manifest import MANIFEST_NAME, read_manifest
 from i2v_cli.naming import video_name
-from tests.conftest import EXAMPLES, ROOT, free_port
+from i2v_testing.paths import EXAMPLES, ROOT
+from i2v_testing.servers import free_port
 
 _seeds = itertools.count(int(time.time()) % 1_000_000 * 100 + 7)
 QUICK = ["--size", "64x64", "--num-frames", "4", "--steps", "1"]

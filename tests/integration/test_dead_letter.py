@@ -11,7 +11,7 @@ import redis
 from ray.serve.task_consumer import instantiate_adapter_from_config
 
 from deployments.generator.protocol import TASK_NAME
-from tests.conftest import queued_job
+from i2v_testing.jobs import queued_job
 
 
 def dead_letters(client: redis.Redis, queue_name: str) -> list[list]:

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from i2v_core.metrics import SPECS
-from tests.conftest import EXAMPLES
-from tests.support.prometheus import (
+from i2v_testing.paths import EXAMPLES
+from i2v_testing.prometheus import (
     DASHBOARD,
     MONITORING,
     RAY_METRICS,

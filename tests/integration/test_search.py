@@ -11,15 +11,16 @@ import uuid
 
 import httpx
 import pytest
+from deployments.ingress.services import build_services
 from sqlalchemy import create_engine, event, inspect, text
 
 from deployments.ingress.requests import MAX_QUERY_CHARS, request_models, validated
-from deployments.ingress.serving import VideoService
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.errors import APIError
 from i2v_core.jobs import Job, JobStore, new_job_id
+from i2v_testing.jobs import make_job
+from i2v_testing.paths import EXAMPLES
 from serve_app.config import AppConfig
-from tests.conftest import EXAMPLES, make_job
 
 _seeds = itertools.count(int(time.time()) % 1_000_000 * 100)
 
@@ -267,14 +268,14 @@ def videos(store, tmp_path_factory):
     async def never(*_):
         raise AssertionError("listing never classifies, plans or enqueues")
 
-    return VideoService(
+    return build_services(
         AppConfig().ingress_config(),
         store,
         ArtifactStore(str(tmp_path_factory.mktemp("artifacts"))),
         classify=never,
         plan=never,
         enqueue=never,
-    )
+    ).videos
 
 
 LIST_QUERY = request_models(AppConfig().ingress_config()).list_query

@@ -8,7 +8,7 @@ import time
 import httpx
 
 from i2v_core.jobs import SessionTurn
-from tests.conftest import EXAMPLES
+from i2v_testing.paths import EXAMPLES
 
 
 def turns_of(service, session_id: str) -> list[SessionTurn]:

@@ -12,7 +12,7 @@ import openai
 import pytest
 from PIL import Image
 
-from tests.conftest import EXAMPLES
+from i2v_testing.paths import EXAMPLES
 
 
 def decoded_frames(data: bytes) -> list:

@@ -6,10 +6,10 @@ always used; other methods get 405 with Allow."""
 from __future__ import annotations
 
 import pytest
+from deployments.ingress.services import build_services
 from fastapi.testclient import TestClient
 
 from deployments.ingress.routes import build_api
-from deployments.ingress.serving import VideoService
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.errors import APIError
 from i2v_core.jobs import JobStore
@@ -30,7 +30,7 @@ def client(tmp_path_factory):
     config = AppConfig.model_validate(
         {"router": {"limits": {"max_frames": 12}}, "uploads": {"max_prompt_chars": 300}}
     ).ingress_config()
-    service = VideoService(
+    services = build_services(
         config,
         JobStore(f"sqlite:///{folder / 'jobs.db'}"),
         ArtifactStore(str(folder / "artifacts")),
@@ -38,7 +38,7 @@ def client(tmp_path_factory):
         plan=_unavailable,
         enqueue=_unavailable,
     )
-    return TestClient(build_api(config, service, _ready))
+    return TestClient(build_api(config, services, _ready))
 
 
 def _operations(document):

@@ -14,7 +14,7 @@ from ray.serve.task_consumer import instantiate_adapter_from_config
 from deployments.generator.autoscaling import GeneratorQueuePolicy
 from deployments.generator.protocol import TASK_NAME
 from i2v_core.config import QueueConfig
-from tests.conftest import RedisServer
+from i2v_testing.servers import RedisServer
 
 
 def context(replicas: int, target: float = 2, requests: float = 0.0):

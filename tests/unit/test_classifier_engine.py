@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import pathlib
 
@@ -14,24 +13,12 @@ from pydantic import ValidationError
 from deployments.classifier.config import DEFAULT_CATEGORIES, ClassifierConfig
 from deployments.classifier.open_clip_engine import OpenClipEngine as ClassifierEngine
 from deployments.classifier.protocol import Classification
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _load_tiny_builder():
-    spec = importlib.util.spec_from_file_location(
-        "tiny_classifier", REPO_ROOT / "scripts" / "tiny_classifier.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_tiny_classifier
+from i2v_testing.tiny_classifier import build_tiny_classifier
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    out_dir = tmp_path_factory.mktemp("tiny_classifier")
-    _load_tiny_builder()(out_dir, seed=0)
-    return out_dir
+def tiny_dir(tiny_models: pathlib.Path) -> pathlib.Path:
+    return tiny_models / "classifier"
 
 
 def _config(tiny_dir: pathlib.Path, **overrides) -> ClassifierConfig:
@@ -99,7 +86,7 @@ def test_deterministic_across_engines(tiny_dir: pathlib.Path, engine: Classifier
 
 
 def test_builder_is_deterministic(tiny_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    _load_tiny_builder()(tmp_path, seed=0)
+    build_tiny_classifier(tmp_path, seed=0)
     for name in ("open_clip_config.json", "open_clip_model.safetensors"):
         assert (tmp_path / name).read_bytes() == (tiny_dir / name).read_bytes()
 

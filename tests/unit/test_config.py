@@ -6,8 +6,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from i2v_testing.paths import ROOT, TINY_CONFIG
 from serve_app.config import AppConfig, load_serve_file
-from tests.conftest import ROOT, TINY_CONFIG
 
 CLUSTER_CONFIG = ROOT / "cluster" / "serve_config.yaml"
 

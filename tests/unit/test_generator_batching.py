@@ -1,10 +1,9 @@
-"""Batched generation on GeneratorEngine (tiny weights from scripts/tiny_generator.py): one pipeline
-run per batch, items independent of each other, per-item progress and abort."""
+"""Batched generation on GeneratorEngine (tiny weights, i2v_testing/tiny_generator.py): one
+pipeline run per batch, items independent of each other, per-item progress and abort."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import pathlib
 
 import numpy as np
@@ -20,23 +19,14 @@ from deployments.generator.engine import (
     batch_key,
 )
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-
 
 class Cancelled(Exception):
     pass
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> GeneratorEngine:
-    spec = importlib.util.spec_from_file_location(
-        "tiny_generator", REPO_ROOT / "scripts" / "tiny_generator.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out_dir = tmp_path_factory.mktemp("tiny_generator")
-    module.build_tiny_generator(out_dir, seed=0)
-    return GeneratorEngine(GeneratorConfig(model=str(out_dir), device="cpu"))
+def engine(tiny_models: pathlib.Path) -> GeneratorEngine:
+    return GeneratorEngine(GeneratorConfig(model=str(tiny_models / "generator"), device="cpu"))
 
 
 @pytest.fixture

@@ -1,10 +1,9 @@
 """GeneratorEngine, its patched I2VGen-XL pipeline and the video encoders, on the tiny model built
-by scripts/tiny_generator.py and loaded from its folder exactly as real weights are."""
+by i2v_testing/tiny_generator.py and loaded from its folder exactly as real weights are."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import io
 import math
 import pathlib
@@ -22,24 +21,12 @@ from deployments.generator.config import GeneratorConfig
 from deployments.generator.engine import GenerationRequest, GeneratorEngine
 from deployments.generator.video import encode_mp4, encode_thumbnail
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 
 
-def _load_tiny_builder():
-    spec = importlib.util.spec_from_file_location(
-        "tiny_generator", REPO_ROOT / "scripts" / "tiny_generator.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_tiny_generator
-
-
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    out_dir = tmp_path_factory.mktemp("tiny_generator")
-    _load_tiny_builder()(out_dir, seed=0)
-    return out_dir
+def tiny_dir(tiny_models: pathlib.Path) -> pathlib.Path:
+    return tiny_models / "generator"
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
 """Out-of-memory recovery and fault injection on GeneratorEngine (tiny weights from
-scripts/tiny_generator.py): the injected out-of-memory is the class torch raises for a real one."""
+i2v_testing/tiny_generator.py): the injected out-of-memory is the class torch raises for a
+real one."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import pathlib
 import time
 
@@ -23,22 +23,15 @@ from deployments.generator.recovery import (
     lower_resolution,
     next_step_down,
 )
+from i2v_core import metrics
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Tiers for the tiny sizes of these tests.
 LADDER = OomLadder(resolutions=[48, 32, 16], size_multiple=16, min_frames=2)
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    spec = importlib.util.spec_from_file_location(
-        "tiny_generator", REPO_ROOT / "scripts" / "tiny_generator.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out_dir = tmp_path_factory.mktemp("tiny_generator")
-    module.build_tiny_generator(out_dir, seed=0)
-    return out_dir
+def tiny_dir(tiny_models: pathlib.Path) -> pathlib.Path:
+    return tiny_models / "generator"
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +81,14 @@ def test_oom_at_the_first_resolution_completes_lower(
     engine: GeneratorEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine, "faults", FaultInjection(oom_above_pixels=40 * 40))
+    recoveries: list[str] = []
+    monkeypatch.setattr(metrics, "recovery", recoveries.append)
     progress: list[tuple[int, int]] = []
     result = generate_with_recovery(
         engine, _request(), on_step=lambda *step: progress.append(step), ladder=LADDER
     )
     assert result.step_downs == [_resolution((64, 48), (48, 32))]
+    assert recoveries == ["oom_step_down"]  # counted when it happened
     assert (result.request.width, result.request.height) == (48, 32)
     assert result.frames.shape == (4, 32, 48, 3)
     assert progress == [(1, 2), (2, 2)]  # the failed attempt raised before reporting its step

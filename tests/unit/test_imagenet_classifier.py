@@ -1,4 +1,4 @@
-"""The ImageNet classifier engine on real weights: real photos (tests/support/photos.py) get the
+"""The ImageNet classifier engine on real weights: real photos (i2v_testing/photos.py) get the
 category a person would give them, every ImageNet class has a category derived from WordNet, odd
 pictures do not break it."""
 
@@ -22,7 +22,7 @@ from deployments.classifier.imagenet_engine import (
     with_person,
 )
 from i2v_core.domain import CATEGORIES
-from tests.support.photos import PHOTOS, Photo
+from i2v_testing.photos import PHOTOS, Photo
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,8 +18,8 @@ from deployments.generator.worker import JobRunner
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.config import StoreConfig
 from i2v_core.jobs import JobStore
+from i2v_testing.jobs import queued_job
 from serve_app.config import AppConfig
-from tests.conftest import queued_job
 
 LADDER = OomLadder(resolutions=[128, 64], size_multiple=64, min_frames=2)
 

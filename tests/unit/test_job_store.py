@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from i2v_core.jobs import Base, JobStore
-from tests.conftest import make_job
+from i2v_testing.jobs import make_job
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

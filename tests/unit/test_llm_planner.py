@@ -14,7 +14,8 @@ from deployments.router.deployment import Router
 from deployments.router.engine import RouterEngine
 from deployments.router.protocol import GenerationParams, PlanRequest
 from deployments.router.rules import plan_with_rules
-from tests.support.fake_openai import FakeOpenAIServer, Reply
+from i2v_core import metrics
+from i2v_testing.fake_openai import FakeOpenAIServer, Reply
 
 GOOD = {
     "action": "generate",
@@ -229,12 +230,15 @@ def test_async_path_and_the_serve_wrapper(server):
     assert engine.fallbacks == {"timeout": 1}
 
 
-def test_one_structured_log_line_per_plan(server, caplog):
+def test_one_structured_log_line_and_one_metric_event_per_fallback(server, caplog, monkeypatch):
+    counted: list[str | None] = []
+    monkeypatch.setattr(metrics, "llm_fallback", counted.append)
     server.script([Reply.error(500)])
     with caplog.at_level(logging.INFO, logger="ray.serve"):
         make_engine(server.url).plan(request())
     (record,) = [r for r in caplog.records if r.name == "ray.serve"]
     assert (record.planner, record.fallback_reason) == ("rules", "http_error")
+    assert counted == ["http_error"]  # counted where the router decided, from its closed set
     assert record.prompt and record.plan_ms > 0 and record.param_sources["fps"] == "default"
 
 

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from i2v_core.jobs import Base, Job, JobStore, make_engine, migrate
-from tests.conftest import make_job
+from i2v_testing.jobs import make_job
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

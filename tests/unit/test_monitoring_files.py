@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from i2v_core import logs, metrics
-from tests.support.prometheus import (
+from i2v_testing.prometheus import (
     DASHBOARD,
     MONITORING,
     RAY_METRICS,
@@ -189,11 +189,10 @@ def test_metrics_calls_are_no_ops_without_ray(outside_ray):
     metrics.stage_latency("plan", 0.1, planner="rules")
     metrics.job_accepted("rules", {"validate": 0.01, "plan": 0.2})
     metrics.job_started(2)
-    metrics.job_finished("failed", "generation_failed", {"total": 3.0}, [])
+    metrics.job_finished("failed", "generation_failed", {"total": 3.0})
     metrics.recovery("oom_step_down")
     metrics.cache_hit()
     metrics.llm_fallback("timeout")
-    metrics.plan_decided([{"stage": "plan", "decision": "fallback", "detail": {}}])
     metrics.progress_update()
     metrics.set_backlog(1, 2)
     metrics.gpu_memory("Generator", {"allocated_bytes": 1})
@@ -201,60 +200,8 @@ def test_metrics_calls_are_no_ops_without_ray(outside_ray):
 
 
 def test_metrics_never_raise_into_the_caller(outside_ray):
-    metrics.job_finished("completed", None, timings={"total": "not a number"}, trace=[object()])
-    metrics.plan_decided([None, 3, {"detail": "not a dict"}])
+    metrics.job_finished("completed", None, timings={"total": "not a number"})
     assert metrics.watch_gpu_memory("Generator", engine=object()) is None  # no CUDA here
-
-
-def test_step_downs_are_counted_from_the_generate_trace():
-    trace = [
-        {"stage": "generate", "decision": "completed", "detail": {"step_downs": [{}, {}]}},
-        {"stage": "generate", "decision": "failed", "step_downs": [{"kind": "frames"}]},
-        {"stage": "generate", "decision": "completed", "detail": {"step_downs": 1}},
-        {"stage": "plan", "decision": "rules", "detail": {"step_downs": [{}]}},
-        {"stage": "generate", "decision": "completed", "detail": {}},
-    ]
-    assert metrics.count_step_downs(trace) == 4
-
-
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [
-        ("timeout", "timeout"),
-        ("invalid_json", "invalid_json"),
-        ("Request timed out.", "timeout"),
-        ("APIConnectionError: Connection error.", "connection"),
-        ("RateLimitError: 429 Too Many Requests", "http_error"),
-        ("OutputParserException: Invalid json output", "invalid_json"),
-        ("ValueError: something else", "error"),
-        (None, "error"),
-    ],
-)
-def test_fallback_reasons_stay_a_small_set(text, reason):
-    assert metrics.fallback_reason(text) == reason
-    assert reason in metrics.FALLBACK_REASONS
-
-
-def test_llm_fallbacks_are_read_from_the_routers_plan_trace(monkeypatch):
-    from deployments.router.protocol import Decision
-
-    seen: list[str | None] = []
-    monkeypatch.setattr(metrics, "llm_fallback", seen.append)
-    trace = [
-        Decision(
-            stage="plan",
-            decision="rules",
-            detail={
-                "reason": "matched the motion 'rotate' in the instruction",
-                "fallback": {"reason": "timeout", "exception": "APITimeoutError", "message": ""},
-            },
-        ),
-        Decision(stage="params", decision="resolved", detail={"sources": {}}),
-    ]
-    metrics.plan_decided(trace)
-    metrics.plan_decided([{"stage": "plan", "decision": "llm", "detail": {"reason": "x"}}])
-    metrics.plan_decided([{"stage": "plan", "decision": "rules", "detail": {}}])
-    assert seen == ["timeout"]
 
 
 def test_labels_stay_short_and_plain():

@@ -12,7 +12,7 @@ import pytest
 from deployments.router.config import LLMConfig, RouterConfig
 from deployments.router.engine import RouterEngine
 from deployments.router.protocol import Label, PlanRequest
-from tests.support.fake_openai import FakeOpenAIServer, Reply
+from i2v_testing.fake_openai import FakeOpenAIServer, Reply
 
 CUP_LABELS = [Label(name="espresso", score=0.95, category="still_life")]
 CAT_LABELS = [

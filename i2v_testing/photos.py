@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 WALLPAPERS = Path("/usr/share/wallpapers")
 
 

@@ -1,0 +1,184 @@
+"""The Videos API's logic, testable without HTTP: create and remix (through `JobIntake`),
+retrieve, list, delete and content. Reads never write."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Literal
+
+from starlette.concurrency import run_in_threadpool
+
+from deployments.ingress.admission import Admission
+from deployments.ingress.config import IngressConfig
+from deployments.ingress.intake import Draft, JobIntake
+from deployments.ingress.present import video_of
+from deployments.ingress.protocol import Video, VideoDeleted, VideoList
+from deployments.ingress.requests import CreateVideoForm, ListQuery
+from deployments.router.protocol import GenerationParams, UserParams
+from i2v_core import metrics
+from i2v_core.artifacts import ArtifactStore
+from i2v_core.errors import APIError, not_found
+from i2v_core.jobs import JobStore
+
+logger = logging.getLogger("ray.serve")
+
+
+class VideoService:
+    def __init__(
+        self,
+        config: IngressConfig,
+        jobs: JobStore,
+        artifacts: ArtifactStore,
+        admission: Admission,
+        intake: JobIntake,
+    ):
+        self.config = config
+        self.jobs = jobs
+        self.artifacts = artifacts
+        self.admission = admission
+        self.intake = intake
+
+    async def create(self, form: CreateVideoForm, idempotency_key: str | None = None) -> Video:
+        started = time.perf_counter()
+        key = idempotency_key or None
+        if key is not None:
+            earlier = await run_in_threadpool(self.jobs.find_by_idempotency_key, key)
+            if earlier is not None:
+                return video_of(earlier)
+        await run_in_threadpool(self.admission.admit)
+        self._check_model(form.model)
+        draft = Draft(
+            instruction=form.prompt.strip(),
+            session_id=form.session_id,
+            user=UserParams(
+                num_frames=form.num_frames,
+                num_inference_steps=form.num_inference_steps,
+                guidance_scale=form.guidance_scale,
+                fps=form.fps,
+                seed=form.seed,
+                seconds=form.seconds,
+                size=form.size_pixels(),
+            ),
+            category=form.category,
+            category_source="user" if form.category is not None else "classifier",
+            idempotency_key=key,
+        )
+        upload = form.input_reference.data if form.input_reference is not None else None
+        await run_in_threadpool(self.intake.attach_picture, draft, upload, form.image_url)
+        draft.timings["validate"] = time.perf_counter() - started
+        plan = await self.intake.plan(draft, allow_clarify=False)
+        return video_of(await self.intake.accept(draft, plan))
+
+    async def remix(self, video_id: str, prompt: str) -> Video:
+        """A new job continuing the source video: same picture, category, size, frames and
+        seed; the router revises the earlier prompt with the new instruction."""
+        instruction = prompt.strip()
+        source = await run_in_threadpool(self.jobs.get, video_id)
+        if source is not None:
+            await run_in_threadpool(self.admission.admit)
+        if source is None:
+            raise not_found(video_id)
+        draft = Draft(
+            instruction=instruction,
+            session_id=source.session_id,
+            image=await run_in_threadpool(self.intake.stored_picture, source.image_name),
+            category=source.category,
+            category_source="source",
+            scores=source.category_scores,
+            remixed_from=source.id,
+            previous=GenerationParams.model_validate(source.params),
+            history=[source.prompt],
+        )
+        plan = await self.intake.plan(draft, allow_clarify=False)
+        return video_of(await self.intake.accept(draft, plan))
+
+    def retrieve(self, video_id: str) -> Video:
+        job = self.jobs.get(video_id)
+        if job is None:
+            raise not_found(video_id)
+        return video_of(job)
+
+    def list(self, query: ListQuery) -> VideoList:
+        """A page of videos (the filters are described on `ListQuery`)."""
+        earliest, latest = query.created_after, query.created_before
+        if earliest is not None and latest is not None and earliest > latest:
+            return VideoList(data=[], has_more=False)
+        page = self.jobs.list(
+            query.after,
+            query.limit,
+            query.order,
+            session_id=query.session_id,
+            status=query.status,
+            category=query.category,
+            words=query.words(),
+            created_after=earliest,
+            created_before=latest,
+        )
+        if page is None:
+            raise APIError(
+                404,
+                f"No video found with id '{query.after}' to list after.",
+                param="after",
+                code="video_not_found",
+            )
+        rows, has_more = page
+        data = [video_of(job) for job in rows]
+        return VideoList(
+            data=data,
+            first_id=data[0].id if data else None,
+            last_id=data[-1].id if data else None,
+            has_more=has_more,
+        )
+
+    def delete(self, video_id: str) -> VideoDeleted:
+        """A queued or running job is cancelled: it ends failed with code `cancelled` and its
+        generation stops within a denoising step. A finished job is removed with its files."""
+        if self.jobs.fail(video_id, "cancelled", "Cancelled by a DELETE request."):
+            metrics.job_finished("failed", "cancelled")
+            logger.info("job cancelled", extra={"job_id": video_id})
+            return VideoDeleted(id=video_id)
+        job = self.jobs.delete(video_id)
+        if job is None:
+            raise not_found(video_id)
+        self.artifacts.delete_outputs(video_id)
+        if not self.jobs.image_in_use(job.image_sha256):
+            self.artifacts.delete_image(job.image_name)
+        logger.info("job deleted", extra={"job_id": video_id, "session_id": job.session_id})
+        return VideoDeleted(id=video_id)
+
+    def content_path(self, video_id: str, variant: Literal["video", "thumbnail"]) -> Path:
+        job = self.jobs.get(video_id)
+        if job is None:
+            raise not_found(video_id)
+        if job.status != "completed":
+            raise APIError(
+                409,
+                f"Video '{video_id}' is {job.status}; its content exists once it is completed.",
+                param="video_id",
+                code="video_not_ready",
+            )
+        path = (
+            self.artifacts.video_path(video_id)
+            if variant == "video"
+            else self.artifacts.thumbnail_path(video_id)
+        )
+        if not path.exists():
+            raise APIError(
+                404,
+                f"The {variant} of '{video_id}' is missing from the store.",
+                param="video_id",
+                code="content_missing",
+            )
+        return path
+
+    def _check_model(self, model: str | None) -> None:
+        if model not in (None, "", self.config.model_name):
+            raise APIError(
+                404,
+                f"The model '{model}' does not exist; this service runs "
+                f"'{self.config.model_name}'.",
+                param="model",
+                code="model_not_found",
+            )

@@ -1,1 +1,0 @@
-"""Test helpers that build real things shared by several test files (a scripted OpenAI server)."""
