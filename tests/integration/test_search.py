@@ -11,10 +11,10 @@ import uuid
 
 import httpx
 import pytest
-from deployments.ingress.services import build_services
 from sqlalchemy import create_engine, event, inspect, text
 
 from deployments.ingress.requests import MAX_QUERY_CHARS, request_models, validated
+from deployments.ingress.services import build_services
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.errors import APIError
 from i2v_core.jobs import Job, JobStore, new_job_id

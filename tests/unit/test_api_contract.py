@@ -6,10 +6,10 @@ always used; other methods get 405 with Allow."""
 from __future__ import annotations
 
 import pytest
-from deployments.ingress.services import build_services
 from fastapi.testclient import TestClient
 
 from deployments.ingress.routes import build_api
+from deployments.ingress.services import build_services
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.errors import APIError
 from i2v_core.jobs import JobStore
