@@ -21,12 +21,15 @@ from collections import Counter
 import psutil
 import ray
 import torch
+from PIL import Image
 from ray import serve
 
 from deployments.classifier.config import ClassifierConfig
 from deployments.classifier.deployment import Classifier
 from deployments.classifier.imagenet_engine import ImageNetEngine
+from deployments.classifier.protocol import Picture
 from i2v_core.domain import CATEGORIES
+from i2v_core.images import load_rgb, preview_of
 from i2v_testing.photos import PHOTOS
 
 CONFIG = ClassifierConfig(engine="imagenet", device="cpu", max_batch_size=8)
@@ -55,31 +58,35 @@ def row(label: str, timings_ms: list[float], wall_s: float | None = None) -> str
 
 
 def direct(images: list[bytes], count: int) -> tuple[list[float], Counter]:
-    from deployments.classifier.deployment import decode_image
-
     torch.set_num_threads(1)
     engine = ImageNetEngine(CONFIG)
-    engine.classify([decode_image(images[0])])  # warm-up
+    engine.classify([decoded(images[0])])  # warm-up
     confusion: Counter = Counter()
     for photo, data in zip(PHOTOS, images, strict=True):
-        (result,) = engine.classify([decode_image(data)])
+        (result,) = engine.classify([decoded(data)])
         confusion[(photo.category, result.category)] += 1
     timings = []
     for i in range(count):
         started = time.perf_counter()
-        engine.classify([decode_image(images[i % len(images)])])
+        engine.classify([decoded(images[i % len(images)])])
         timings.append((time.perf_counter() - started) * 1000)
     return timings, confusion
 
 
+def decoded(data: bytes) -> Image.Image:
+    """What the ingress hands the classifier: decoded once, upright, shrunk to the preview."""
+    return preview_of(load_rgb(data))
+
+
 async def served(handle, images: list[bytes], count: int, in_flight: int) -> tuple[list, float]:
+    pictures = [Picture.from_image(decoded(data)) for data in images]
     semaphore = asyncio.Semaphore(in_flight)
     timings: list[float] = []
 
     async def one(i: int) -> None:
         async with semaphore:
             started = time.perf_counter()
-            await handle.classify.remote(images[i % len(images)])
+            await handle.classify.remote(pictures[i % len(pictures)])
             timings.append((time.perf_counter() - started) * 1000)
 
     started = time.perf_counter()

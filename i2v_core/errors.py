@@ -83,10 +83,20 @@ def validation_error(errors: list[Any]) -> APIError:
     elif code == "missing_required_parameter":
         message = f"Missing required parameter: '{param}'."
     elif param:
-        message = f"Invalid '{param}': {reason[:1].lower()}{reason[1:]}."
+        message = f"Invalid '{param}': {reason[:1].lower()}{reason[1:]}{_given(first)}."
     else:
         message = reason
     return invalid(message, param, code)
+
+
+def _given(error: Any) -> str:
+    """`, got '5000'` when the value sent is short and plain enough to echo."""
+    value = error.get("input") if isinstance(error, dict) else None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str(value)
+        if len(text) <= 40 and text.isprintable():
+            return f", got '{text}'"
+    return ""
 
 
 _VALIDATION_CODES = {

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -16,13 +17,23 @@ from i2v_core.errors import APIError, invalid
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "GIF": "gif"}
 
 
+# The smallest picture the classifier's engines need (a 224 crop of a 256 short side; faces are
+# looked for at up to 512 px): the ingress hands it this, decoded and upright, once.
+PREVIEW_MIN_SHORT_SIDE = 256
+PREVIEW_MIN_LONG_SIDE = 512
+
+
 @dataclass(frozen=True)
 class ValidatedImage:
+    """An upload that passed every check: its bytes (stored as they came, content-addressed),
+    its upright size, and a small upright RGB preview decoded in the same pass."""
+
     data: bytes
     sha256: str
     format: str
     width: int
     height: int
+    preview: Image.Image = field(compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -78,7 +89,18 @@ def validate_image(
         format=image_format,
         width=decoded.width,
         height=decoded.height,
+        preview=preview_of(decoded),
     )
+
+
+def preview_of(image: Image.Image) -> Image.Image:
+    """`image` shrunk (never enlarged) to the smallest size keeping both minimum sides."""
+    short, long = sorted(image.size)
+    scale = max(PREVIEW_MIN_SHORT_SIDE / short, PREVIEW_MIN_LONG_SIDE / long)
+    if scale >= 1:
+        return image
+    size = (math.ceil(image.width * scale), math.ceil(image.height * scale))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def _check_pixels(width: int, height: int, limits: UploadLimits, param: str) -> None:

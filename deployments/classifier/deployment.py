@@ -1,44 +1,22 @@
-"""Ray Serve wrapper around the classifier engine the config names: decodes image bytes and
-batches requests dynamically.
-
-The builder turns it into a deployment with `serve.deployment(Classifier, **options).bind(config)`.
-"""
+"""Ray Serve wrapper around the classifier engine the config names: batches the decoded
+pictures the ingress sends (`protocol.Picture`) dynamically."""
 
 from __future__ import annotations
 
 import asyncio
-import io
-import math
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from ray import serve
 
 from deployments.classifier.config import ClassifierConfig
 from deployments.classifier.engine import build_engine
-from deployments.classifier.protocol import Classification
+from deployments.classifier.protocol import Classification, Picture
 from i2v_core import metrics
 
 
-def decode_image(
-    image_bytes: bytes, min_short_side: int = 256, min_long_side: int = 512
-) -> Image.Image:
-    """Decode, EXIF-rotate and fully load a picture so that errors surface here, not inside a
-    batch. A JPEG is decoded at the smallest DCT scale that keeps both minimum sides (the
-    engines shrink it further): a 12 MP photo decodes in a fraction of the time."""
-    try:
-        image = Image.open(io.BytesIO(image_bytes))
-        width, height = image.size
-        scale = max(min_short_side / min(width, height), min_long_side / max(width, height))
-        if scale < 1:
-            image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
-        return ImageOps.exif_transpose(image).convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"cannot decode image: {exc}") from exc
-
-
 class Classifier:
-    """One replica: an engine loaded at start, a batched `classify` for picture bytes."""
+    """One replica: an engine loaded at start, a batched `classify` of decoded pictures."""
 
     def __init__(self, config: ClassifierConfig) -> None:
         self._engine = build_engine(config)
@@ -49,9 +27,9 @@ class Classifier:
         self._classify_batch.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         metrics.watch_gpu_memory("Classifier", self._engine)
 
-    async def classify(self, image_bytes: bytes) -> Classification:
-        image = await asyncio.to_thread(decode_image, image_bytes)
-        return await self._classify_batch(image)
+    async def classify(self, picture: Picture) -> Classification:
+        """One picture, decoded and upright (the ingress decoded it once: `Picture`)."""
+        return await self._classify_batch(picture.to_image())
 
     @serve.batch
     async def _classify_batch(self, images: list[Image.Image]) -> list[Classification]:

@@ -4,7 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from PIL import Image
 from pydantic import BaseModel, Field
+
+
+class Picture(BaseModel):
+    """A decoded, upright RGB picture as raw pixels: what the ingress decoded once, sent to the
+    classifier so that it does not decode again."""
+
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    rgb: bytes
+
+    @classmethod
+    def from_image(cls, image: Image.Image) -> Picture:
+        rgb = image.convert("RGB")
+        return cls(width=rgb.width, height=rgb.height, rgb=rgb.tobytes())
+
+    def to_image(self) -> Image.Image:
+        return Image.frombytes("RGB", (self.width, self.height), self.rgb)
 
 
 class Label(BaseModel):

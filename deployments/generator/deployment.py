@@ -16,7 +16,7 @@ from deployments.generator.engine import GenerationRequest, GeneratorEngine
 from deployments.generator.generation import Generation
 from deployments.generator.leases import TaskLeases, current_task_id
 from deployments.generator.protocol import TASK_NAME
-from deployments.generator.worker import JobRunner
+from deployments.generator.worker import SKIPPED, JobRunner, Outcome
 from i2v_core import logs, metrics
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.jobs import JobStore
@@ -106,11 +106,9 @@ class Generator:
             with self._in_flight_changed:
                 self._in_flight -= 1
                 self._in_flight_changed.notify_all()
-        if outcome == "failed":
-            job = self.jobs.get(job_id)
-            if job is not None and job.error_code in ABANDONED_CODES:
-                raise JobAbandoned(f"job {job_id}: {job.error_code}: {job.error_message}")
-        return outcome
+        if outcome.status == "failed" and outcome.code in ABANDONED_CODES:
+            raise JobAbandoned(f"job {job_id}: {outcome.code}: {outcome.message}")
+        return outcome.status
 
     def __del__(self):
         """Serve stops this replica (scale-down, redeploy): Ray's task-consumer wrapper has told
@@ -129,12 +127,12 @@ class Generator:
             )
         self.leases.close()
 
-    def _refuse(self, job_id: str) -> str:
+    def _refuse(self, job_id: str) -> Outcome:
         """Count the delivery; give the task back to the queue, or fail the job once every
         attempt found an unhealthy replica. Never another job's video, never a silent loss."""
         job = self.jobs.start(job_id)
         if job is None:
-            return "skipped"
+            return SKIPPED
         if job.attempts > self.config.queue.max_retries:
             message = (
                 f"No healthy generator replica took the job in {job.attempts} attempts "
@@ -142,7 +140,7 @@ class Generator:
             )
             if self.jobs.fail(job_id, "no_healthy_replica", message):
                 metrics.job_finished("failed", "no_healthy_replica")
-            return "failed"
+            return Outcome("failed", "no_healthy_replica", message)
         raise ReplicaUnavailable(self.load_error)
 
     def check_health(self) -> None:

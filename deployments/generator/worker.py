@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -21,7 +22,22 @@ from i2v_core.jobs import Job, JobStore
 logger = logging.getLogger("ray.serve")
 
 
-class JobAborted(Exception):
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery of a job's task did: completed or failed the job (with the error code
+    and message written to its row), or skipped it (already final, or finished by another
+    delivery)."""
+
+    status: Literal["completed", "failed", "skipped"]
+    code: str | None = None
+    message: str | None = None
+
+
+COMPLETED = Outcome("completed")
+SKIPPED = Outcome("skipped")
+
+
+class GenerationStopped(Exception):
     """Raised from the step hook to stop the GPU work of a job."""
 
     def __init__(self, code: str, message: str):
@@ -45,17 +61,17 @@ class ProgressReporter:
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
         if now > self.deadline:
-            raise JobAborted("deadline_exceeded", "The job ran past its deadline.")
+            raise GenerationStopped("deadline_exceeded", "The job ran past its deadline.")
         # Denoising is ~95% of the work; encoding takes the rest.
         progress = int(95 * done / total)
         due = progress != self._last_progress and now - self._last_write >= self.min_interval_s
         if not (due or done == total):
             # A cheap read every step, so a cancelled job stops within one step.
             if not self.jobs.is_active(self.job_id):
-                raise JobAborted("cancelled", "The job was cancelled while it ran.")
+                raise GenerationStopped("cancelled", "The job was cancelled while it ran.")
             return
         if not self.jobs.set_progress(self.job_id, progress):
-            raise JobAborted("cancelled", "The job was cancelled while it ran.")
+            raise GenerationStopped("cancelled", "The job was cancelled while it ran.")
         metrics.progress_update()
         self._last_write, self._last_progress = now, progress
 
@@ -76,12 +92,11 @@ class JobRunner:
         self.artifacts = artifacts
         self.deadline_s = deadline_s
 
-    def run(self, job_id: str) -> str:
-        """Returns the job's final status (or 'skipped' when there was nothing to do)."""
+    def run(self, job_id: str) -> Outcome:
         job = self.jobs.start(job_id)
         if job is None:
             logger.info("job not startable (cancelled or already final)", extra={"job_id": job_id})
-            return "skipped"
+            return SKIPPED
         log_extra = {"job_id": job_id, "session_id": job.session_id}
         logger.info("job started", extra={**log_extra, "attempt": job.attempts})
         metrics.job_started(job.attempts)
@@ -114,7 +129,7 @@ class JobRunner:
             thumbnail = encode_thumbnail(generated.frames[0])
             self.artifacts.put_video(job_id, mp4, thumbnail)
             timings["encode"] = time.perf_counter() - t0
-        except JobAborted as exc:
+        except GenerationStopped as exc:
             return self._fail(job_id, exc.code, exc.message, timings, started, log_extra)
         except OutOfMemory as exc:
             detail["step_downs"] = exc.step_downs
@@ -148,10 +163,10 @@ class JobRunner:
                 # Cancelled (or expired) while encoding: leave nothing behind.
                 self.artifacts.delete_outputs(job_id)
             # else a redelivered copy of this task finished first; its files are the video.
-            return "skipped"
+            return SKIPPED
         logger.info("job completed", extra={**log_extra, "timings": timings})
         metrics.job_finished("completed", None, timings)
-        return "completed"
+        return COMPLETED
 
     def _request(self, job: Job) -> GenerationRequest:
         params = job.params
@@ -168,7 +183,7 @@ class JobRunner:
             seed=params["seed"],
         )
 
-    def _fail(self, job_id, code, message, timings, started, log_extra, detail=None) -> str:
+    def _fail(self, job_id, code, message, timings, started, log_extra, detail=None) -> Outcome:
         timings["total"] = time.time() - started + timings.get("queue_wait", 0.0)
         trace = [
             {"stage": "generate", "decision": "failed", "detail": {"code": code, **(detail or {})}}
@@ -181,7 +196,7 @@ class JobRunner:
                 # A redelivered copy of this task completed the job while this run went on (this
                 # run stops at its next step): the job keeps the winner's files.
                 logger.info("job completed by another delivery", extra=log_extra)
-                return "skipped"
+                return SKIPPED
         self.artifacts.delete_outputs(job_id)
         logger.warning("job failed", extra={**log_extra, "code": code, "error": message})
-        return "failed"
+        return Outcome("failed", code, message)

@@ -14,7 +14,7 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.task_consumer import instantiate_adapter_from_config
 from starlette.concurrency import run_in_threadpool
 
-from deployments.classifier.protocol import Classification
+from deployments.classifier.protocol import Classification, Picture
 from deployments.generator.protocol import TASK_NAME
 from deployments.ingress.config import IngressConfig
 from deployments.ingress.expiry import DeadlineSweeper
@@ -59,9 +59,9 @@ class Ingress:
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_api(self.config, self.services, self._readiness)
 
-    async def _classify(self, image: bytes) -> Classification:
+    async def _classify(self, picture: Picture) -> Classification:
         with self._overload_is_429("classifier"):
-            return await self._classifier.classify.remote(image)
+            return await self._classifier.classify.remote(picture)
 
     async def _plan(self, request: PlanRequest) -> Plan:
         with self._overload_is_429("router"):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from deployments.classifier.protocol import Classification, Label
+from deployments.classifier.protocol import Classification, Label, Picture
 from deployments.ingress.admission import Admission
 from deployments.ingress.cache import ResultCache, cache_key
 from deployments.ingress.config import IngressConfig
@@ -35,7 +35,7 @@ from i2v_core.jobs import Job, JobStore, new_job_id
 
 logger = logging.getLogger("ray.serve")
 
-Classify = Callable[[bytes], Awaitable[Classification]]
+Classify = Callable[[Picture], Awaitable[Classification]]
 PlanFn = Callable[[PlanRequest], Awaitable[Plan]]
 Enqueue = Callable[[str], None]
 
@@ -128,7 +128,9 @@ class JobIntake:
         if draft.category is None:
             t0 = time.perf_counter()
             classification = await self._bounded(
-                self._classify(image.data), self.config.timeouts.classify_s, "classifier"
+                self._classify(Picture.from_image(image.preview)),
+                self.config.timeouts.classify_s,
+                "classifier",
             )
             draft.timings["classify"] = time.perf_counter() - t0
             draft.category, draft.scores = classification.category, classification.scores

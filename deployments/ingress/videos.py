@@ -133,19 +133,22 @@ class VideoService:
         )
 
     def delete(self, video_id: str) -> VideoDeleted:
-        """A queued or running job is cancelled: it ends failed with code `cancelled` and its
-        generation stops within a denoising step. A finished job is removed with its files."""
-        if self.jobs.fail(video_id, "cancelled", "Cancelled by a DELETE request."):
+        """The video is gone afterwards, as OpenAI's API promises: its row and files are
+        removed. A queued or running job is cancelled first (counted as failed with code
+        `cancelled`); its generation stops within a denoising step, as it finds its row gone."""
+        cancelled = self.jobs.fail(video_id, "cancelled", "Cancelled by a DELETE request.")
+        if cancelled:
             metrics.job_finished("failed", "cancelled")
-            logger.info("job cancelled", extra={"job_id": video_id})
-            return VideoDeleted(id=video_id)
         job = self.jobs.delete(video_id)
         if job is None:
             raise not_found(video_id)
         self.artifacts.delete_outputs(video_id)
         if not self.jobs.image_in_use(job.image_sha256):
             self.artifacts.delete_image(job.image_name)
-        logger.info("job deleted", extra={"job_id": video_id, "session_id": job.session_id})
+        logger.info(
+            "job cancelled and deleted" if cancelled else "job deleted",
+            extra={"job_id": video_id, "session_id": job.session_id},
+        )
         return VideoDeleted(id=video_id)
 
     def content_path(self, video_id: str, variant: Literal["video", "thumbnail"]) -> Path:

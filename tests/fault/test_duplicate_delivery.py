@@ -58,7 +58,7 @@ def test_the_losing_run_keeps_the_winners_video(engine, tmp_path):
     first.join(timeout=120)
     second.join(timeout=120)
 
-    assert outcomes == {"first": "completed", "second": "skipped"}
+    assert {k: v.status for k, v in outcomes.items()} == {"first": "completed", "second": "skipped"}
     job = jobs.get(job_id)
     assert (job.status, job.attempts, job.error_code) == ("completed", 2, None)
     assert artifacts.video_path(job_id).exists(), "the losing run deleted the winner's video"
@@ -77,12 +77,12 @@ def test_a_job_delivered_past_the_attempt_limit_fails_with_a_reason(engine, tmp_
     for _ in range(2):
         assert jobs.start(job_id) is not None  # a delivery whose replica then died
 
-    assert runner.run(job_id) == "failed"
+    assert runner.run(job_id).status == "failed"
     job = jobs.get(job_id)
     assert (job.status, job.attempts, job.error_code) == ("failed", 3, "retries_exhausted")
     assert "3 times" in job.error_message
     assert not artifacts.video_path(job_id).exists()
-    assert runner.run(job_id) == "skipped"  # a later delivery finds it final
+    assert runner.run(job_id).status == "skipped"  # a later delivery finds it final
     assert jobs.get(job_id).attempts == 3
     jobs.close()
 

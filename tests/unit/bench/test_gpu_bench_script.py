@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+from i2v_testing.paths import ROOT
+
+REPO_ROOT = ROOT
 SCRIPT = REPO_ROOT / "bench" / "gpu_generate.py"
 ALLOWED = {"torch", "transformers", "diffusers", "numpy", "PIL"}
 

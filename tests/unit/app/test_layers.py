@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from i2v_testing.paths import ROOT
+
 PRODUCT = ("i2v_core", "deployments", "serve_app", "i2v_cli")
 DEPLOYMENTS = sorted(
-    p.name for p in (REPO / "deployments").iterdir() if (p / "__init__.py").exists()
+    p.name for p in (ROOT / "deployments").iterdir() if (p / "__init__.py").exists()
 )
 
 
@@ -52,10 +53,10 @@ def _allowed(importer: str, imported: str) -> bool:
 
 def _modules():
     for package in PRODUCT:
-        for path in sorted((REPO / package).rglob("*.py")):
+        for path in sorted((ROOT / package).rglob("*.py")):
             if "migrations" in path.parts and path.name != "env.py":
                 continue
-            yield ".".join(path.relative_to(REPO).with_suffix("").parts), path
+            yield ".".join(path.relative_to(ROOT).with_suffix("").parts), path
 
 
 @pytest.mark.parametrize("module,path", list(_modules()), ids=lambda v: str(v))
@@ -66,8 +67,8 @@ def test_module_imports_only_downward(module, path):
 
 def test_every_deployment_has_a_protocol_and_a_config():
     for name in DEPLOYMENTS:
-        assert (REPO / "deployments" / name / "protocol.py").exists(), name
-        assert (REPO / "deployments" / name / "config.py").exists(), name
+        assert (ROOT / "deployments" / name / "protocol.py").exists(), name
+        assert (ROOT / "deployments" / name / "config.py").exists(), name
 
 
 def test_the_rule_catches_an_upward_import():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,9 +21,10 @@ from deployments.classifier.imagenet_engine import (
     with_person,
 )
 from i2v_core.domain import CATEGORIES
+from i2v_testing.paths import ROOT
 from i2v_testing.photos import PHOTOS, Photo
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = ROOT
 
 
 def _skimage(name: str) -> Image.Image:

@@ -7,10 +7,11 @@ import io
 import pytest
 from PIL import Image
 
+from deployments.classifier.protocol import Picture
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.config import UploadLimits
 from i2v_core.errors import APIError
-from i2v_core.images import load_rgb, validate_image
+from i2v_core.images import PREVIEW_MIN_SHORT_SIDE, load_rgb, validate_image
 
 LIMITS = UploadLimits(max_image_bytes=100_000, max_image_pixels=1_000_000)
 
@@ -44,6 +45,25 @@ def test_exif_orientation_is_applied():
     validated = validate_image(data, LIMITS)
     assert (validated.width, validated.height) == (50, 100)
     assert load_rgb(data).size == (50, 100)
+    assert validated.preview.size == (50, 100)  # small pictures are not enlarged
+
+
+def test_the_preview_is_decoded_once_upright_and_small_and_reaches_the_classifier_as_is():
+    """The ingress decodes once; the classifier gets that upright preview as raw pixels."""
+    image = Image.new("RGB", (1200, 800), (200, 30, 30))
+    image.paste((10, 10, 220), (0, 0, 1200, 100))  # a blue band along the top
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 270° when shown: the band ends up on the left
+    validated = validate_image(encode(image, "JPEG", exif=exif), LIMITS)
+    preview = validated.preview
+    assert (validated.width, validated.height) == (800, 1200)
+    assert min(preview.size) >= PREVIEW_MIN_SHORT_SIDE and max(preview.size) >= 512
+    assert preview.size[0] < preview.size[1] and preview.size[0] < 800  # upright, shrunk
+    left = preview.getpixel((2, preview.height // 2))
+    assert left[2] > 150 and left[0] < 80  # the blue band is on the left side
+    picture = Picture.from_image(preview)
+    assert picture.to_image().tobytes() == preview.tobytes()
+    assert Picture.model_validate(picture.model_dump()).to_image().size == preview.size
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from deployments.generator.config import FaultInjection, GeneratorConfig, OomLad
 from deployments.generator.deployment import Generator, JobAbandoned, ReplicaUnavailable
 from deployments.generator.engine import GeneratorEngine
 from deployments.generator.generation import Generation
-from deployments.generator.worker import JobRunner
+from deployments.generator.worker import JobRunner, Outcome
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.config import StoreConfig
 from i2v_core.jobs import JobStore
@@ -53,7 +53,7 @@ def test_oom_at_first_resolution_completes_lower_and_says_so(engine, stores):
     job_id = queued_job(jobs, artifacts)
     engine.faults = FaultInjection(oom_above_pixels=64 * 64)
     try:
-        assert runner(engine, stores).run(job_id) == "completed"
+        assert runner(engine, stores).run(job_id).status == "completed"
     finally:
         engine.faults = None
     job = jobs.get(job_id)
@@ -76,7 +76,7 @@ def test_oom_at_every_level_fails_with_out_of_memory(engine, stores):
     job_id = queued_job(jobs, artifacts)
     engine.faults = FaultInjection(oom_always=True)
     try:
-        assert runner(engine, stores).run(job_id) == "failed"
+        assert runner(engine, stores).run(job_id).status == "failed"
     finally:
         engine.faults = None
     job = jobs.get(job_id)
@@ -93,7 +93,7 @@ def test_deadline_fires_on_a_slow_job(engine, stores):
     engine.faults = FaultInjection(slow_step_s=0.1)
     started = time.monotonic()
     try:
-        assert runner(engine, stores, deadline_s=1.5).run(job_id) == "failed"
+        assert runner(engine, stores, deadline_s=1.5).run(job_id).status == "failed"
     finally:
         engine.faults = None
     assert time.monotonic() - started < 10  # stopped at the deadline, not after 200 slow steps
@@ -102,10 +102,14 @@ def test_deadline_fires_on_a_slow_job(engine, stores):
     assert job.progress < 95
 
 
-def test_cancel_stops_the_run_within_a_step(engine, stores):
+@pytest.mark.parametrize("how", ["cancelled", "deleted"])
+def test_cancel_stops_the_run_within_a_step(engine, stores, how):
+    """A DELETE cancels the row and removes it: either way the run stops at its next step."""
     jobs, artifacts = stores
     job_id = queued_job(jobs, artifacts, num_inference_steps=200)
     engine.faults = FaultInjection(slow_step_s=0.05)
+    unet_calls: list[int] = []
+    hook = engine.pipe.unet.register_forward_pre_hook(lambda *_: unet_calls.append(1))
     outcome = {}
     thread = threading.Thread(
         target=lambda: outcome.update(status=runner(engine, stores).run(job_id))
@@ -115,13 +119,22 @@ def test_cancel_stops_the_run_within_a_step(engine, stores):
         while jobs.get(job_id).progress == 0:
             time.sleep(0.02)
         jobs.fail(job_id, "cancelled", "Cancelled by a DELETE request.")
-        cancelled_at = time.monotonic()
+        if how == "deleted":
+            jobs.delete(job_id)
+        stopped_at = len(unet_calls)
         thread.join(timeout=30)
     finally:
         engine.faults = None
-    assert time.monotonic() - cancelled_at < 1.0  # a step is ~0.06 s here
-    assert outcome["status"] == "failed"
-    assert jobs.get(job_id).error_code == "cancelled"
+        hook.remove()
+    assert not thread.is_alive()
+    assert outcome["status"] == Outcome(
+        "failed", "cancelled", "The job was cancelled while it ran."
+    )
+    assert len(unet_calls) <= stopped_at + 1  # at most the step under way finished
+    if how == "cancelled":
+        assert jobs.get(job_id).error_code == "cancelled"
+    else:
+        assert jobs.get(job_id) is None
     assert not artifacts.video_path(job_id).exists()
 
 
