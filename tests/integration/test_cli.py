@@ -256,7 +256,7 @@ def test_errors_are_one_clear_line(service, capsys, tmp_path):
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err
-    assert "'num_inference_steps'" in lines[0] and "less than or equal to 100" in lines[0]
+    assert "'num_inference_steps'" in lines[0] and "less than or equal to" in lines[0]
     assert "got '5000'" in lines[0]
     assert "code: invalid_value" in lines[0] and "HTTP 400" in lines[0]
 
