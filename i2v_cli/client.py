@@ -85,13 +85,16 @@ class Service:
         self.base_url = (base_url or os.environ.get("I2V_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if self.base_url.endswith("/v1"):
             self.base_url = self.base_url[: -len("/v1")]
+        # The service's API key (auth on) as the openai client takes it: $OPENAI_API_KEY.
+        api_key = os.environ.get("OPENAI_API_KEY") or "unused"
         self.openai = openai.OpenAI(
-            base_url=f"{self.base_url}/v1",
-            api_key=os.environ.get("OPENAI_API_KEY") or "unused",
-            max_retries=0,
-            timeout=timeout_s,
+            base_url=f"{self.base_url}/v1", api_key=api_key, max_retries=0, timeout=timeout_s
         )
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        self.http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout_s,
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -158,6 +161,12 @@ class Service:
     def search(self, **filters: Any) -> dict[str, Any]:
         params = {k: v for k, v in filters.items() if v is not None and v != ""}
         return self._json("GET", "/v1/videos", params=params)
+
+    # --- the admin API (the admin key, $I2V_ADMIN_KEY) -------------------------------------
+
+    def admin(self, method: str, path: str, admin_key: str, **kwargs: Any) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {admin_key}"}
+        return self._json(method, f"/v1/admin/keys{path}", headers=headers, **kwargs)
 
     def message(self, session_id: str, text: str, image: Path | None = None) -> dict[str, Any]:
         path = f"/v1/sessions/{session_id}/messages"

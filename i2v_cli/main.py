@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -77,6 +78,55 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # --- commands ----------------------------------------------------------------------------
+
+
+def _admin_key(args: argparse.Namespace) -> str:
+    key = args.admin_key or os.environ.get("I2V_ADMIN_KEY")
+    if not key:
+        raise UsageError("the admin key is needed: set $I2V_ADMIN_KEY or pass --admin-key")
+    return key
+
+
+def cmd_admin_keys_create(args: argparse.Namespace, service: Service) -> int:
+    body = {
+        "name": args.name,
+        "project": args.project,
+        "requests_per_minute": args.requests_per_minute,
+        "max_active_jobs": args.max_active_jobs,
+    }
+    created = service.admin(
+        "POST", "", _admin_key(args), json={k: v for k, v in body.items() if v is not None}
+    )
+    out.print(f"key {created['id']} ({created['name']}) in project {created['project']}")
+    out.print(
+        f"limits: {created['requests_per_minute']} requests per minute, "
+        f"{created['max_active_jobs']} active jobs"
+    )
+    out.print("secret (shown once; give it to the caller as OPENAI_API_KEY):")
+    print(created["key"])
+    return 0
+
+
+def cmd_admin_keys_list(args: argparse.Namespace, service: Service) -> int:
+    table = Table("id", "name", "project", "req/min", "active jobs", "created", "revoked")
+    for key in service.admin("GET", "", _admin_key(args))["data"]:
+        table.add_row(
+            key["id"],
+            key["name"],
+            key["project"],
+            str(key["requests_per_minute"]),
+            str(key["max_active_jobs"]),
+            _local_time(key["created_at"]),
+            _local_time(key["revoked_at"]),
+        )
+    out.print(table)
+    return 0
+
+
+def cmd_admin_keys_revoke(args: argparse.Namespace, service: Service) -> int:
+    service.admin("DELETE", f"/{args.key_id}", _admin_key(args))
+    out.print(f"revoked {args.key_id}")
+    return 0
 
 
 def cmd_create(args: argparse.Namespace, service: Service) -> int:
@@ -406,6 +456,31 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--session", help="continue a session (default: a new one)")
     chat.add_argument("--out-dir", default=".", help="where videos go (default: here)")
     chat.set_defaults(run=cmd_chat)
+
+    admin = commands.add_parser(
+        "admin",
+        parents=[common],
+        help="manage API keys (operators)",
+        description="Create, list and revoke API keys with the admin key ($I2V_ADMIN_KEY or "
+        "--admin-key). Callers send their key as $OPENAI_API_KEY.",
+    )
+    admin.add_argument("--admin-key", default=None, help="default: $I2V_ADMIN_KEY")
+    keys = admin.add_subparsers(dest="what", required=True, metavar="keys").add_parser(
+        "keys", help="API keys"
+    )
+    actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create_key = actions.add_parser("create", help="a new key; its secret is shown once")
+    create_key.add_argument("name")
+    create_key.add_argument("--project", help="default: a new project named after the key")
+    create_key.add_argument("--requests-per-minute", type=int, dest="requests_per_minute")
+    create_key.add_argument("--max-active-jobs", type=int, dest="max_active_jobs")
+    create_key.set_defaults(run=cmd_admin_keys_create)
+    actions.add_parser("list", help="every key, without secrets").set_defaults(
+        run=cmd_admin_keys_list
+    )
+    revoke_key = actions.add_parser("revoke", help="revoke a key at once")
+    revoke_key.add_argument("key_id")
+    revoke_key.set_defaults(run=cmd_admin_keys_revoke)
     return parser
 
 

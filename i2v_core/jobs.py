@@ -6,6 +6,7 @@ writer cannot undo a final state."""
 from __future__ import annotations
 
 import builtins
+import hashlib
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -52,6 +53,10 @@ class Job(Base):
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    # Whose it is: the project of the API key that created it ("" while auth is off), and the
+    # key (its active jobs count against the key's limit).
+    project: Mapped[str] = mapped_column(String(64), index=True, default="", server_default="")
+    key_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, index=True)
     updated_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -87,6 +92,7 @@ class SessionTurn(Base):
     __tablename__ = "session_turns"
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(64), default="", server_default="")
     session_id: Mapped[str] = mapped_column(String(128), index=True)
     created_at: Mapped[float] = mapped_column(Float)
     role: Mapped[str] = mapped_column(String(16))
@@ -177,9 +183,14 @@ class JobStore:
 
     # --- reads -------------------------------------------------------------------------------
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str, project: str | None = None) -> Job | None:
+        """The job; with `project`, only if it belongs to that project (else None, exactly as
+        for an id that does not exist)."""
         with self._session() as session:
-            return session.scalar(select(Job).where(Job.id == job_id))
+            query = select(Job).where(Job.id == job_id)
+            if project is not None:
+                query = query.where(Job.project == project)
+            return session.scalar(query)
 
     def list(
         self,
@@ -187,6 +198,7 @@ class JobStore:
         limit: int,
         order: Literal["asc", "desc"],
         *,
+        project: str | None = None,
         session_id: str | None = None,
         status: str | None = None,
         category: str | None = None,
@@ -201,8 +213,13 @@ class JobStore:
         inclusively."""
         with self._session() as session:
             query = select(Job)
+            if project is not None:
+                query = query.where(Job.project == project)
             if after is not None:
-                anchor = session.scalar(select(Job.seq).where(Job.id == after))
+                anchor_query = select(Job.seq).where(Job.id == after)
+                if project is not None:
+                    anchor_query = anchor_query.where(Job.project == project)
+                anchor = session.scalar(anchor_query)
                 if anchor is None:
                     return None
                 query = query.where(Job.seq > anchor if order == "asc" else Job.seq < anchor)
@@ -232,11 +249,13 @@ class JobStore:
             rows = list(session.scalars(query.limit(limit + 1)))
             return rows[:limit], len(rows) > limit
 
-    def count(self, statuses: Iterable[str] | None = None) -> int:
+    def count(self, statuses: Iterable[str] | None = None, key_id: str | None = None) -> int:
         with self._session() as session:
             query = select(func.count()).select_from(Job)
             if statuses is not None:
                 query = query.where(Job.status.in_(list(statuses)))
+            if key_id is not None:
+                query = query.where(Job.key_id == key_id)
             return session.scalar(query) or 0
 
     def image_in_use(self, sha256: str) -> bool:
@@ -254,15 +273,21 @@ class JobStore:
     # --- writes ------------------------------------------------------------------------------
 
     def find_by_idempotency_key(self, key: str) -> Job | None:
+        """The job created with this stored key (`scoped_idempotency_key`: per project)."""
         with self._session() as session:
             return session.scalar(select(Job).where(Job.idempotency_key == key))
 
-    def find_cached(self, cache_key: str) -> Job | None:
-        """The newest completed job with this cache key."""
+    def find_cached(self, cache_key: str, project: str = "") -> Job | None:
+        """The newest completed job of `project` with this cache key: the result cache never
+        answers one project with another's video."""
         with self._session() as session:
             return session.scalar(
                 select(Job)
-                .where(Job.cache_key == cache_key, Job.status == "completed")
+                .where(
+                    Job.cache_key == cache_key,
+                    Job.status == "completed",
+                    Job.project == project,
+                )
                 .order_by(Job.seq.desc())
                 .limit(1)
             )
@@ -285,9 +310,12 @@ class JobStore:
                 session.execute(insert(SearchTerm), terms)
         return job
 
-    def delete(self, job_id: str) -> Job | None:
+    def delete(self, job_id: str, project: str | None = None) -> Job | None:
         with self._session.begin() as session:
-            job = session.scalar(select(Job).where(Job.id == job_id))
+            query = select(Job).where(Job.id == job_id)
+            if project is not None:
+                query = query.where(Job.project == project)
+            job = session.scalar(query)
             if job is None:
                 return None
             session.execute(delete(SearchTerm).where(SearchTerm.job_seq == job.seq))
@@ -379,3 +407,9 @@ def _rowcount(result: Any) -> int:
     """The rows an UPDATE or DELETE matched (a CursorResult's; SQLAlchemy types execute() as the
     general Result)."""
     return int(result.rowcount)
+
+
+def scoped_idempotency_key(project: str, key: str) -> str:
+    """What is stored for a client's Idempotency-Key: a digest of (project, key), so that one
+    project's key never finds another project's job (the column is unique across projects)."""
+    return hashlib.sha256(f"{project}\x00{key}".encode()).hexdigest()

@@ -73,8 +73,16 @@ SPECS: dict[str, MetricSpec] = {
         MetricSpec(
             "i2v_jobs_accepted",
             "counter",
-            "Jobs accepted by the ingress (queued or answered from the cache), by planner.",
-            ("planner",),
+            "Jobs accepted by the ingress (queued or answered from the cache), by planner and "
+            "project.",
+            ("planner", "project"),
+        ),
+        MetricSpec(
+            "i2v_requests_limited",
+            "counter",
+            "Requests answered 429, by reason (requests_per_minute, max_active_jobs, "
+            "backlog_full) and project.",
+            ("reason", "project"),
         ),
         MetricSpec(
             "i2v_jobs_finished",
@@ -131,6 +139,7 @@ class _Registry:
 
         self.stage_latency = make("i2v_stage_latency_seconds", boundaries=LATENCY_BUCKETS_S)
         self.jobs_accepted = make("i2v_jobs_accepted")
+        self.requests_limited = make("i2v_requests_limited")
         self.jobs_finished = make("i2v_jobs_finished")
         self.backlog = make("i2v_jobs_backlog")
         self.recoveries = make("i2v_recoveries")
@@ -201,12 +210,14 @@ def observe_timings(timings: Mapping[str, float] | None, planner: str | None = N
 
 
 @_never_raises
-def job_accepted(planner: str | None, timings: Mapping[str, float] | None = None) -> None:
+def job_accepted(
+    planner: str | None, timings: Mapping[str, float] | None = None, project: str = ""
+) -> None:
     """A job the ingress accepted, with its ingress-side stages (validate, classify, plan)."""
     registry = _metrics()
     if registry is None:
         return
-    registry.jobs_accepted.inc(tags={"planner": _label(planner)})
+    registry.jobs_accepted.inc(tags={"planner": _label(planner), "project": project_label(project)})
     observe_timings(timings, planner)
 
 
@@ -233,6 +244,31 @@ def recovery(kind: str, count: int = 1) -> None:
     registry = _metrics()
     if registry is not None and count > 0:
         registry.recoveries.inc(count, tags={"kind": _label(kind)})
+
+
+@_never_raises
+def key_limited(reason: str, project: str = "") -> None:
+    """A request answered 429: over a key's limit or the service's backlog."""
+    registry = _metrics()
+    if registry is not None:
+        registry.requests_limited.inc(
+            tags={"reason": _label(reason), "project": project_label(project)}
+        )
+
+
+MAX_PROJECT_LABELS = 50
+_projects_seen: set[str] = set()
+
+
+def project_label(project: str) -> str:
+    """A project as a label value: "open" while auth is off; the first MAX_PROJECT_LABELS
+    projects a process sees by name, later ones as "other", so the series stay bounded."""
+    if not project:
+        return "open"
+    if project in _projects_seen or len(_projects_seen) < MAX_PROJECT_LABELS:
+        _projects_seen.add(project)
+        return _label(project)
+    return "other"
 
 
 @_never_raises

@@ -18,7 +18,7 @@ from ray.serve.schema import ServeDeploySchema
 
 from deployments.classifier.config import ClassifierConfig
 from deployments.generator.config import GeneratorConfig, GeneratorDeploymentConfig
-from deployments.ingress.config import AdmissionConfig, IngressConfig
+from deployments.ingress.config import AdmissionConfig, AuthConfig, IngressConfig
 from deployments.router.config import RouterConfig
 from i2v_core.config import QueueConfig, StoreConfig, TimeoutConfig, UploadLimits
 from i2v_core.domain import CATEGORIES
@@ -39,6 +39,7 @@ class AppConfig(BaseModel):
     uploads: UploadLimits = Field(default_factory=UploadLimits)
     timeouts: TimeoutConfig = Field(default_factory=TimeoutConfig)
     admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     router: RouterConfig = Field(default_factory=RouterConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
@@ -74,6 +75,7 @@ class AppConfig(BaseModel):
             admission=self.admission,
             limits=self.router.limits,
             poll_after_ms=self.poll_after_ms,
+            auth=self.auth,
         )
 
     def generator_deployment_config(self) -> GeneratorDeploymentConfig:

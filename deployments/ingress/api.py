@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from deployments.classifier.protocol import Classification, Picture
 from deployments.generator.protocol import TASK_NAME
+from deployments.ingress.auth import admin_secret_from_env
 from deployments.ingress.config import IngressConfig
 from deployments.ingress.expiry import DeadlineSweeper
 from deployments.ingress.routes import build_api
@@ -49,6 +50,7 @@ class Ingress:
             classify=self._classify,
             plan=self._plan,
             enqueue=self._enqueue,
+            admin_secret=admin_secret_from_env(config.auth),
         )
         logs.keep_job_ids()
         metrics.watch_backlog(jobs.count)

@@ -35,7 +35,7 @@ class ResultCache:
         files could be copied; False when the job must be generated."""
         if job.cache_key is None:
             return False
-        source = self.jobs.find_cached(job.cache_key)
+        source = self.jobs.find_cached(job.cache_key, job.project)
         if source is None or not self.artifacts.copy_outputs(source.id, job.id):
             return False
         self.artifacts.put_image(image.name, image.data)

@@ -19,6 +19,26 @@ class AdmissionConfig(BaseModel):
     max_idempotency_key_chars: int = Field(default=255, gt=0)
 
 
+class AuthConfig(BaseModel):
+    """API keys. Auth is on when the environment variable `admin_key_env` holds the admin key
+    when the service starts, or when `enabled` says so (the secret still comes from the
+    environment: without it the ingress refuses to start). Off, the API is open (a local demo)
+    and the ingress logs one warning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=False, description="require API keys")
+    admin_key_env: str = Field(
+        default="I2V_ADMIN_KEY", description="the environment variable holding the admin key"
+    )
+    requests_per_minute: int = Field(
+        default=600, gt=0, description="a key's limit on /v1 requests unless the key sets its own"
+    )
+    max_active_jobs: int = Field(
+        default=16, gt=0, description="a key's limit on jobs queued or running, ditto"
+    )
+
+
 class IngressConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -29,4 +49,5 @@ class IngressConfig(BaseModel):
     timeouts: TimeoutConfig
     admission: AdmissionConfig
     limits: GenerationLimits = Field(description="the ranges explicit user values must fall in")
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     poll_after_ms: int = Field(gt=0)

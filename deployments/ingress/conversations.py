@@ -7,6 +7,7 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 
 from deployments.ingress.admission import Admission
+from deployments.ingress.auth import OPEN, OPEN_PROJECT, Caller
 from deployments.ingress.intake import Draft, JobIntake, picture_of
 from deployments.ingress.present import video_of
 from deployments.ingress.protocol import ChatReply, SessionTurn
@@ -28,12 +29,15 @@ class ConversationService:
         self.admission = admission
         self.intake = intake
 
-    async def converse(self, session_id: str, text: str, image: bytes | None) -> ChatReply:
+    async def converse(
+        self, session_id: str, text: str, image: bytes | None, caller: Caller = OPEN
+    ) -> ChatReply:
         """One message of a conversation: the answer is a clarifying question or a video. A
         yes-style reply to the service's question goes ahead with the plan it proposed."""
         text = text.strip()
-        await run_in_threadpool(self.admission.admit)
-        pending = await run_in_threadpool(self.sessions.pending_question, session_id)
+        project = caller.project
+        await run_in_threadpool(self.admission.admit, caller)
+        pending = await run_in_threadpool(self.sessions.pending_question, project, session_id)
         if (
             pending is not None
             and pending.plan is not None
@@ -44,13 +48,14 @@ class ConversationService:
             draft = Draft(
                 instruction=pending.plan["instruction"],
                 session_id=session_id,
+                caller=caller,
                 image=await run_in_threadpool(self.intake.stored_picture, pending.image_name),
                 category=pending.category,
             )
             draft.trace.append(
                 {"stage": "clarify", "decision": "confirmed", "detail": {"reply": text}}
             )
-            await run_in_threadpool(self.sessions.add, session_id, "user", text)
+            await run_in_threadpool(self.sessions.add, project, session_id, "user", text)
             plan = Plan.model_validate(pending.plan["plan"])
             return ChatReply(
                 session_id=session_id,
@@ -58,7 +63,7 @@ class ConversationService:
                 video=video_of(await self.intake.accept(draft, plan, record_turn=False)),
             )
 
-        draft = Draft(instruction=text, session_id=session_id)
+        draft = Draft(instruction=text, session_id=session_id, caller=caller)
         await run_in_threadpool(self.intake.attach_picture, draft, image, None)
         plan = await self.intake.plan(draft, allow_clarify=True)
         if plan.action != "clarify":
@@ -73,7 +78,7 @@ class ConversationService:
             session_id=session_id, type="question", question=question, proposed_prompt=plan.prompt
         )
 
-    def messages(self, session_id: str) -> list[SessionTurn]:
+    def messages(self, session_id: str, project: str = OPEN_PROJECT) -> list[SessionTurn]:
         return [
             SessionTurn(
                 role=t.role,
@@ -84,7 +89,7 @@ class ConversationService:
                 category=t.category,
                 created_at=int(t.created_at),
             )
-            for t in self.sessions.turns(session_id)
+            for t in self.sessions.turns(project, session_id)
         ]
 
     def _record_question(self, draft: Draft, plan: Plan, question: str) -> None:
@@ -93,6 +98,7 @@ class ConversationService:
             raise RuntimeError("a clarifying question belongs to a session")
         self.artifacts.put_image(image.name, image.data)
         self.sessions.add(
+            draft.caller.project,
             draft.session_id,
             "user",
             draft.instruction,
@@ -105,6 +111,7 @@ class ConversationService:
             "plan": plan.model_copy(update={"action": "generate"}).model_dump(),
         }
         self.sessions.add(
+            draft.caller.project,
             draft.session_id,
             "assistant",
             question,

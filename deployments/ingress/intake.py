@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from deployments.classifier.protocol import Classification, Label, Picture
 from deployments.ingress.admission import Admission
+from deployments.ingress.auth import OPEN, Caller
 from deployments.ingress.cache import ResultCache, cache_key
 from deployments.ingress.config import IngressConfig
 from deployments.ingress.sessions import SessionStore
@@ -31,7 +32,7 @@ from i2v_core import metrics
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.errors import APIError, invalid
 from i2v_core.images import ValidatedImage, validate_image
-from i2v_core.jobs import Job, JobStore, new_job_id
+from i2v_core.jobs import Job, JobStore, new_job_id, scoped_idempotency_key
 
 logger = logging.getLogger("ray.serve")
 
@@ -42,10 +43,11 @@ Enqueue = Callable[[str], None]
 
 @dataclass
 class Draft:
-    """One request on its way to becoming a job."""
+    """One request on its way to becoming a job, on behalf of `caller` (its project owns it)."""
 
     instruction: str
     session_id: str | None
+    caller: Caller = OPEN
     image: ValidatedImage | None = None
     user: UserParams = field(default_factory=UserParams)
     category: str | None = None
@@ -87,7 +89,7 @@ class JobIntake:
         if upload is not None or image_url is not None or draft.session_id is None:
             draft.image = self.picture_from_form(upload, image_url)
         else:
-            picture = self.sessions.last_picture(draft.session_id)
+            picture = self.sessions.last_picture(draft.caller.project, draft.session_id)
             if picture is None:
                 raise no_picture()
             draft.image = self.stored_picture(picture.name)
@@ -101,7 +103,7 @@ class JobIntake:
                 }
             )
         if draft.session_id is not None:
-            draft.history = self.sessions.prompts(draft.session_id)
+            draft.history = self.sessions.prompts(draft.caller.project, draft.session_id)
 
     def stored_picture(self, name: str) -> ValidatedImage:
         data = self.artifacts.image_path(name).read_bytes()
@@ -179,12 +181,18 @@ class JobIntake:
             instruction=draft.instruction,
             prompt=plan.prompt,
             negative_prompt=plan.negative_prompt,
+            project=draft.caller.project,
+            key_id=draft.caller.key_id,
             session_id=draft.session_id,
             remixed_from=draft.remixed_from,
             image_sha256=image.sha256,
             image_name=image.name,
             cache_key=cache_key(image.sha256, plan),
-            idempotency_key=draft.idempotency_key,
+            idempotency_key=(
+                scoped_idempotency_key(draft.caller.project, draft.idempotency_key)
+                if draft.idempotency_key is not None
+                else None
+            ),
             category=draft.category,
             category_scores=draft.scores,
             params=plan.params.model_dump(),
@@ -192,7 +200,7 @@ class JobIntake:
             timings=draft.timings,
             trace=draft.trace,
         )
-        recorded = await run_in_threadpool(self._record_and_enqueue, job, image)
+        recorded = await run_in_threadpool(self._record_and_enqueue, job, image, draft.caller)
         if recorded is not job:  # a concurrent retry with the same Idempotency-Key won
             return recorded
         if draft.session_id is not None:
@@ -206,7 +214,7 @@ class JobIntake:
                 "planner": plan.planner,
             },
         )
-        metrics.job_accepted(plan.planner, draft.timings)
+        metrics.job_accepted(plan.planner, draft.timings, draft.caller.project)
         return job
 
     def _record_video_turn(self, job: Job, with_user_turn: bool) -> None:
@@ -214,6 +222,7 @@ class JobIntake:
             return
         if with_user_turn:
             self.sessions.add(
+                job.project,
                 job.session_id,
                 "user",
                 job.instruction,
@@ -222,6 +231,7 @@ class JobIntake:
                 category=job.category,
             )
         self.sessions.add(
+            job.project,
             job.session_id,
             "assistant",
             job.prompt,
@@ -234,7 +244,7 @@ class JobIntake:
             video_id=job.id,
         )
 
-    def _record_and_enqueue(self, job: Job, image: ValidatedImage) -> Job:
+    def _record_and_enqueue(self, job: Job, image: ValidatedImage, caller: Caller) -> Job:
         """A job counts as accepted only once its task is in the queue; if the queue refuses it,
         the row and any picture only it used are removed again. An identical seeded request
         that already completed is answered from the result cache without queueing."""
@@ -243,7 +253,7 @@ class JobIntake:
                 return job
             # Checked again here: requests admitted together may have filled the backlog
             # while they were classified and planned.
-            self.admission.admit()
+            self.admission.admit(caller)
             self.artifacts.put_image(image.name, image.data)
             self.jobs.create(job)
         except IntegrityError:

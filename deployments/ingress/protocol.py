@@ -81,3 +81,31 @@ class SessionMessages(BaseModel):
     object: Literal["list"] = "list"
     session_id: str
     data: list[SessionTurn]
+
+
+class ApiKeyInfo(BaseModel):
+    """An API key as the admin API shows it: never its secret."""
+
+    id: str
+    object: Literal["api_key"] = "api_key"
+    name: str
+    project: str
+    requests_per_minute: int
+    max_active_jobs: int
+    created_at: int
+    revoked_at: int | None = None
+
+
+class ApiKeyCreated(ApiKeyInfo):
+    key: str = Field(description="the secret: shown in this answer only, store it now")
+
+
+class ApiKeyList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ApiKeyInfo]
+
+
+class ApiKeyRevoked(BaseModel):
+    id: str
+    object: Literal["api_key"] = "api_key"
+    revoked: bool = True

@@ -292,3 +292,17 @@ def validated(model: type[M], values: Any) -> M:
         return model.model_validate(values)
     except ValidationError as exc:
         raise validation_error(exc.errors()) from None
+
+
+class CreateKeyRequest(BaseModel):
+    """A new API key: its project (a new one named after the key when left out) and its own
+    limits (the config's defaults when left out)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128, pattern=PRINTABLE)
+    project: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    )
+    requests_per_minute: int | None = Field(default=None, gt=0, le=1_000_000)
+    max_active_jobs: int | None = Field(default=None, gt=0, le=1_000_000)

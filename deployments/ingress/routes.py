@@ -3,19 +3,33 @@ conversation routes, health and the web page. Routes parse (the models of `reque
 `VideoService` and answer; every status a route can answer is in the OpenAPI document with
 OpenAI's error body."""
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Header, Path, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
+from deployments.ingress.auth import OPEN, Caller
 from deployments.ingress.config import IngressConfig
-from deployments.ingress.protocol import ChatReply, SessionMessages, Video, VideoDeleted, VideoList
+from deployments.ingress.protocol import (
+    ApiKeyCreated,
+    ApiKeyInfo,
+    ApiKeyList,
+    ApiKeyRevoked,
+    ChatReply,
+    SessionMessages,
+    Video,
+    VideoDeleted,
+    VideoList,
+)
 from deployments.ingress.requests import (
     PRINTABLE,
+    CreateKeyRequest,
     MessageForm,
     MessageText,
     multipart_body,
@@ -25,8 +39,10 @@ from deployments.ingress.requests import (
 )
 from deployments.ingress.services import Services
 from i2v_core.domain import ACTIVE_STATUSES
-from i2v_core.errors import ErrorResponse, install_error_handlers, invalid
+from i2v_core.errors import APIError, ErrorResponse, install_error_handlers, invalid
+from i2v_core.keys import ApiKey
 
+audit = logging.getLogger("ray.serve")
 STATIC_DIR = FilePath(__file__).resolve().parent / "static"
 VIDEO_ID = Annotated[str, Path(min_length=1, max_length=64, description="a video's id")]
 
@@ -34,11 +50,13 @@ VIDEO_ID = Annotated[str, Path(min_length=1, max_length=64, description="a video
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         400: "invalid request (OpenAI error body; `param` names the field)",
+        401: "no API key, a malformed Authorization header, or an unknown or revoked key",
+        403: "the key may not use this route",
         404: "no such video or model",
         409: "the video is not ready",
         413: "the upload is too large",
         415: "the body is not multipart/form-data",
-        429: "over capacity; retry after the Retry-After header's seconds",
+        429: "over capacity or over the key's limits; retry after Retry-After seconds",
         503: "a deployment did not answer in time",
     }
     return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}
@@ -50,6 +68,14 @@ ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 def build_api(config: IngressConfig, services: Services, readiness: ReadinessCheck) -> FastAPI:
     models = request_models(config)
     videos, conversations = services.videos, services.conversations
+    auth_on = services.auth.enabled
+    caller_of = _caller_dependency(services)
+    CallerDep = Annotated[Caller, Depends(caller_of)]  # noqa: N806
+
+    def errs(*statuses: int) -> dict[int | str, dict[str, Any]]:
+        """The statuses a /v1 route answers, with 401 and 429 when keys are required."""
+        return _errors(*sorted({*statuses, *((401, 429) if auth_on else ())}))
+
     max_file_bytes = config.uploads.max_image_bytes
     app = FastAPI(
         title="Image-to-video service",
@@ -90,27 +116,31 @@ def build_api(config: IngressConfig, services: Services, readiness: ReadinessChe
         "/v1/videos",
         response_model=Video,
         openapi_extra=multipart_body(models.create),
-        responses=_errors(400, 404, 413, 415, 429, 503),
+        responses=errs(400, 404, 413, 415, 429, 503),
         summary="Create a video from a picture and an instruction",
     )
     async def create_video(
         request: Request,
+        caller: CallerDep,
         key: Annotated[str | None, idempotency_key] = None,
     ) -> JSONResponse:
         form = await read_form(request, models.create, max_file_bytes)
-        return answer(await videos.create(form, idempotency_key=key))
+        return answer(await videos.create(form, caller, idempotency_key=key))
 
-    @app.get("/v1/videos", response_model=VideoList, responses=_errors(400, 404))
-    def list_videos(query: Annotated[models.list_query, Query()]) -> VideoList:  # type: ignore[name-defined]
-        return videos.list(query)
+    @app.get("/v1/videos", response_model=VideoList, responses=errs(400, 404))
+    def list_videos(
+        query: Annotated[models.list_query, Query()],  # type: ignore[name-defined]
+        caller: CallerDep,
+    ) -> VideoList:
+        return videos.list(query, caller.project)
 
-    @app.get("/v1/videos/{video_id}", response_model=Video, responses=_errors(400, 404))
-    def retrieve_video(video_id: VIDEO_ID) -> JSONResponse:
-        return answer(videos.retrieve(video_id))
+    @app.get("/v1/videos/{video_id}", response_model=Video, responses=errs(400, 404))
+    def retrieve_video(video_id: VIDEO_ID, caller: CallerDep) -> JSONResponse:
+        return answer(videos.retrieve(video_id, caller.project))
 
-    @app.delete("/v1/videos/{video_id}", response_model=VideoDeleted, responses=_errors(400, 404))
-    def delete_video(video_id: VIDEO_ID) -> VideoDeleted:
-        return videos.delete(video_id)
+    @app.delete("/v1/videos/{video_id}", response_model=VideoDeleted, responses=errs(400, 404))
+    def delete_video(video_id: VIDEO_ID, caller: CallerDep) -> VideoDeleted:
+        return videos.delete(video_id, caller.project)
 
     @app.get(
         "/v1/videos/{video_id}/content",
@@ -123,13 +153,13 @@ def build_api(config: IngressConfig, services: Services, readiness: ReadinessChe
                     "image/webp": {"schema": {"type": "string", "format": "binary"}},
                 },
             },
-            **_errors(400, 404, 409),
+            **errs(400, 404, 409),
         },
     )
     def download_content(
-        video_id: VIDEO_ID, variant: Literal["video", "thumbnail"] = "video"
+        video_id: VIDEO_ID, caller: CallerDep, variant: Literal["video", "thumbnail"] = "video"
     ) -> FileResponse:
-        path = videos.content_path(video_id, variant)
+        path = videos.content_path(video_id, variant, caller.project)
         media_type = "video/mp4" if variant == "video" else "image/webp"
         return FileResponse(path, media_type=media_type, filename=path.name)
 
@@ -142,11 +172,11 @@ def build_api(config: IngressConfig, services: Services, readiness: ReadinessChe
                 "content": {"application/json": {"schema": models.remix.model_json_schema()}},
             }
         },
-        responses=_errors(400, 404, 429, 503),
+        responses=errs(400, 404, 429, 503),
     )
-    async def remix_video(video_id: VIDEO_ID, request: Request) -> JSONResponse:
+    async def remix_video(video_id: VIDEO_ID, request: Request, caller: CallerDep) -> JSONResponse:
         body = validated(models.remix, await _json_body(request))
-        return answer(await videos.remix(video_id, body.prompt))
+        return answer(await videos.remix(video_id, body.prompt, caller))
 
     # --- conversations ---------------------------------------------------------------------
 
@@ -162,9 +192,11 @@ def build_api(config: IngressConfig, services: Services, readiness: ReadinessChe
                 },
             }
         },
-        responses=_errors(400, 413, 415, 429, 503),
+        responses=errs(400, 413, 415, 429, 503),
     )
-    async def post_message(session_id: session_id_path, request: Request) -> ChatReply:
+    async def post_message(
+        session_id: session_id_path, request: Request, caller: CallerDep
+    ) -> ChatReply:
         """Text, and optionally a picture (multipart `input_reference`); JSON `{"text": ...}`
         works too. The answer is a clarifying question or the created Video."""
         message: MessageForm | MessageText
@@ -174,13 +206,17 @@ def build_api(config: IngressConfig, services: Services, readiness: ReadinessChe
             message = await read_form(request, models.message, max_file_bytes)
         upload = getattr(message, "input_reference", None)
         picture = upload.data if upload is not None else None
-        return await conversations.converse(session_id, message.text, picture)
+        return await conversations.converse(session_id, message.text, picture, caller)
 
     @app.get(
-        "/v1/sessions/{session_id}/messages", response_model=SessionMessages, responses=_errors(400)
+        "/v1/sessions/{session_id}/messages", response_model=SessionMessages, responses=errs(400)
     )
-    def list_messages(session_id: session_id_path) -> SessionMessages:
-        return SessionMessages(session_id=session_id, data=conversations.messages(session_id))
+    def list_messages(session_id: session_id_path, caller: CallerDep) -> SessionMessages:
+        turns = conversations.messages(session_id, caller.project)
+        return SessionMessages(session_id=session_id, data=turns)
+
+    if auth_on:
+        _add_admin_routes(app, services)
 
     # --- web page and health ---------------------------------------------------------------
 
@@ -223,3 +259,112 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components.pop("ValidationError", None)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _caller_dependency(services: Services) -> Callable[..., Caller]:
+    """The dependency every /v1 route takes: the open caller with auth off; with auth on, the
+    key's caller (401 without a valid key, 403 for the admin key, 429 over the key's rate)."""
+    auth, rate = services.auth, services.rate
+    if not auth.enabled:
+
+        def open_caller() -> Caller:
+            return OPEN
+
+        return open_caller
+
+    bearer = HTTPBearer(auto_error=False, description="an API key: `Bearer sk-i2v-...`")
+
+    def key_caller(
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Caller:
+        caller = auth.caller(request.headers.get("authorization"))
+        if caller.is_admin:
+            raise APIError(
+                403,
+                "The admin key manages keys only (/v1/admin/keys); create a key for API calls.",
+                code="insufficient_permissions",
+            )
+        if rate is not None:
+            rate.count_request(caller)
+        return caller
+
+    return key_caller
+
+
+def _add_admin_routes(app: FastAPI, services: Services) -> None:
+    """`/v1/admin/keys`: create, list and revoke API keys, with the admin key only. Each action
+    writes one audit log line (key id, name, project; never a secret)."""
+    auth, keys, defaults = services.auth, services.keys, services.auth.config
+    bearer = HTTPBearer(auto_error=False, description="the admin key ($I2V_ADMIN_KEY)")
+
+    def admin(
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if not auth.caller(request.headers.get("authorization")).is_admin:
+            raise APIError(
+                403, "Only the admin key may manage API keys.", code="insufficient_permissions"
+            )
+
+    def info(key: ApiKey) -> dict[str, Any]:
+        return {
+            "id": key.id,
+            "name": key.name,
+            "project": key.project,
+            "requests_per_minute": key.requests_per_minute or defaults.requests_per_minute,
+            "max_active_jobs": key.max_active_jobs or defaults.max_active_jobs,
+            "created_at": int(key.created_at),
+            "revoked_at": int(key.revoked_at) if key.revoked_at else None,
+        }
+
+    admin_errors = _errors(400, 401, 403)
+    guarded = [Depends(admin)]
+
+    @app.post(
+        "/v1/admin/keys",
+        status_code=201,
+        response_model=ApiKeyCreated,
+        responses=admin_errors,
+        dependencies=guarded,
+        tags=["admin"],
+    )
+    def create_key(body: CreateKeyRequest) -> ApiKeyCreated:
+        created = keys.create(
+            body.name, body.project, body.requests_per_minute, body.max_active_jobs
+        )
+        key = created.key
+        audit.info(
+            "admin: api key created",
+            extra={"key_id": key.id, "key_name": key.name, "project": key.project},
+        )
+        return ApiKeyCreated(**info(key), key=created.secret)
+
+    @app.get(
+        "/v1/admin/keys",
+        response_model=ApiKeyList,
+        responses=admin_errors,
+        dependencies=guarded,
+        tags=["admin"],
+    )
+    def list_keys() -> ApiKeyList:
+        return ApiKeyList(data=[ApiKeyInfo(**info(key)) for key in keys.list()])
+
+    @app.delete(
+        "/v1/admin/keys/{key_id}",
+        response_model=ApiKeyRevoked,
+        responses={**admin_errors, **_errors(404)},
+        dependencies=guarded,
+        tags=["admin"],
+    )
+    def revoke_key(key_id: Annotated[str, Path(min_length=1, max_length=64)]) -> ApiKeyRevoked:
+        key = keys.revoke(key_id)
+        if key is None:
+            raise APIError(
+                404, f"No API key with id '{key_id}'.", param="key_id", code="key_not_found"
+            )
+        audit.info(
+            "admin: api key revoked",
+            extra={"key_id": key.id, "key_name": key.name, "project": key.project},
+        )
+        return ApiKeyRevoked(id=key.id)

@@ -1,5 +1,6 @@
-"""Conversation sessions: every turn (a user's instruction or the service's question or video)
-is a row tied to a `session_id`, so follow-ups reuse the last picture and the earlier prompts."""
+"""Conversation sessions, per project: every turn (a user's instruction or the service's question
+or video) is a row tied to a `session_id`, so follow-ups reuse the last picture and the earlier
+prompts. Two projects may use the same session id without seeing each other's turns."""
 
 from __future__ import annotations
 
@@ -28,29 +29,35 @@ class SessionStore:
     def __init__(self, jobs: JobStore):
         self._session = jobs._session
 
-    def add(self, session_id: str, role: Role, text: str, **fields) -> SessionTurn:
+    def add(self, project: str, session_id: str, role: Role, text: str, **fields) -> SessionTurn:
         turn = SessionTurn(
-            session_id=session_id, created_at=time.time(), role=role, text=text, **fields
+            project=project,
+            session_id=session_id,
+            created_at=time.time(),
+            role=role,
+            text=text,
+            **fields,
         )
         with self._session.begin() as session:
             session.add(turn)
         return turn
 
-    def turns(self, session_id: str, limit: int = 100) -> list[SessionTurn]:
+    def turns(self, project: str, session_id: str, limit: int = 100) -> list[SessionTurn]:
         with self._session() as session:
             rows = session.scalars(
                 select(SessionTurn)
-                .where(SessionTurn.session_id == session_id)
+                .where(SessionTurn.project == project, SessionTurn.session_id == session_id)
                 .order_by(SessionTurn.seq.desc())
                 .limit(limit)
             )
-            return [prompt for prompt in rows if prompt is not None][::-1]
+            return list(rows)[::-1]
 
-    def last_picture(self, session_id: str) -> SessionPicture | None:
+    def last_picture(self, project: str, session_id: str) -> SessionPicture | None:
         with self._session() as session:
             turn = session.scalar(
                 select(SessionTurn)
                 .where(
+                    SessionTurn.project == project,
                     SessionTurn.session_id == session_id,
                     SessionTurn.image_name.is_not(None),
                     SessionTurn.category.is_not(None),
@@ -62,12 +69,13 @@ class SessionStore:
                 return None
             return SessionPicture(turn.image_sha256, turn.image_name, turn.category)
 
-    def prompts(self, session_id: str, limit: int = 5) -> list[str]:
+    def prompts(self, project: str, session_id: str, limit: int = 5) -> list[str]:
         """The English prompts of the session's videos, oldest first."""
         with self._session() as session:
             rows = session.scalars(
                 select(SessionTurn.prompt)
                 .where(
+                    SessionTurn.project == project,
                     SessionTurn.session_id == session_id,
                     SessionTurn.video_id.is_not(None),
                     SessionTurn.prompt.is_not(None),
@@ -77,12 +85,12 @@ class SessionStore:
             )
             return [prompt for prompt in rows if prompt is not None][::-1]
 
-    def pending_question(self, session_id: str) -> SessionTurn | None:
+    def pending_question(self, project: str, session_id: str) -> SessionTurn | None:
         """The service's question, if it is the session's last turn."""
         with self._session() as session:
             turn = session.scalar(
                 select(SessionTurn)
-                .where(SessionTurn.session_id == session_id)
+                .where(SessionTurn.project == project, SessionTurn.session_id == session_id)
                 .order_by(SessionTurn.seq.desc())
                 .limit(1)
             )

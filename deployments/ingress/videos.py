@@ -1,5 +1,6 @@
 """The Videos API's logic, testable without HTTP: create and remix (through `JobIntake`),
-retrieve, list, delete and content. Reads never write."""
+retrieve, list, delete and content. Reads never write. Every call acts for a caller and sees
+only the caller's project: another project's video is "not found", exactly as a missing one."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Literal
 from starlette.concurrency import run_in_threadpool
 
 from deployments.ingress.admission import Admission
+from deployments.ingress.auth import OPEN, OPEN_PROJECT, Caller
 from deployments.ingress.config import IngressConfig
 from deployments.ingress.intake import Draft, JobIntake
 from deployments.ingress.present import video_of
@@ -20,7 +22,7 @@ from deployments.router.protocol import GenerationParams, UserParams
 from i2v_core import metrics
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.errors import APIError, not_found
-from i2v_core.jobs import JobStore
+from i2v_core.jobs import JobStore, scoped_idempotency_key
 
 logger = logging.getLogger("ray.serve")
 
@@ -40,18 +42,22 @@ class VideoService:
         self.admission = admission
         self.intake = intake
 
-    async def create(self, form: CreateVideoForm, idempotency_key: str | None = None) -> Video:
+    async def create(
+        self, form: CreateVideoForm, caller: Caller = OPEN, idempotency_key: str | None = None
+    ) -> Video:
         started = time.perf_counter()
         key = idempotency_key or None
         if key is not None:
-            earlier = await run_in_threadpool(self.jobs.find_by_idempotency_key, key)
+            stored_key = scoped_idempotency_key(caller.project, key)
+            earlier = await run_in_threadpool(self.jobs.find_by_idempotency_key, stored_key)
             if earlier is not None:
                 return video_of(earlier)
-        await run_in_threadpool(self.admission.admit)
+        await run_in_threadpool(self.admission.admit, caller)
         self._check_model(form.model)
         draft = Draft(
             instruction=form.prompt.strip(),
             session_id=form.session_id,
+            caller=caller,
             user=UserParams(
                 num_frames=form.num_frames,
                 num_inference_steps=form.num_inference_steps,
@@ -71,18 +77,18 @@ class VideoService:
         plan = await self.intake.plan(draft, allow_clarify=False)
         return video_of(await self.intake.accept(draft, plan))
 
-    async def remix(self, video_id: str, prompt: str) -> Video:
+    async def remix(self, video_id: str, prompt: str, caller: Caller = OPEN) -> Video:
         """A new job continuing the source video: same picture, category, size, frames and
         seed; the router revises the earlier prompt with the new instruction."""
         instruction = prompt.strip()
-        source = await run_in_threadpool(self.jobs.get, video_id)
-        if source is not None:
-            await run_in_threadpool(self.admission.admit)
+        source = await run_in_threadpool(self.jobs.get, video_id, caller.project)
         if source is None:
             raise not_found(video_id)
+        await run_in_threadpool(self.admission.admit, caller)
         draft = Draft(
             instruction=instruction,
             session_id=source.session_id,
+            caller=caller,
             image=await run_in_threadpool(self.intake.stored_picture, source.image_name),
             category=source.category,
             category_source="source",
@@ -94,13 +100,13 @@ class VideoService:
         plan = await self.intake.plan(draft, allow_clarify=False)
         return video_of(await self.intake.accept(draft, plan))
 
-    def retrieve(self, video_id: str) -> Video:
-        job = self.jobs.get(video_id)
+    def retrieve(self, video_id: str, project: str = OPEN_PROJECT) -> Video:
+        job = self.jobs.get(video_id, project)
         if job is None:
             raise not_found(video_id)
         return video_of(job)
 
-    def list(self, query: ListQuery) -> VideoList:
+    def list(self, query: ListQuery, project: str = OPEN_PROJECT) -> VideoList:
         """A page of videos (the filters are described on `ListQuery`)."""
         earliest, latest = query.created_after, query.created_before
         if earliest is not None and latest is not None and earliest > latest:
@@ -109,6 +115,7 @@ class VideoService:
             query.after,
             query.limit,
             query.order,
+            project=project,
             session_id=query.session_id,
             status=query.status,
             category=query.category,
@@ -132,14 +139,16 @@ class VideoService:
             has_more=has_more,
         )
 
-    def delete(self, video_id: str) -> VideoDeleted:
+    def delete(self, video_id: str, project: str = OPEN_PROJECT) -> VideoDeleted:
         """The video is gone afterwards, as OpenAI's API promises: its row and files are
         removed. A queued or running job is cancelled first (counted as failed with code
         `cancelled`); its generation stops within a denoising step, as it finds its row gone."""
+        if self.jobs.get(video_id, project) is None:
+            raise not_found(video_id)
         cancelled = self.jobs.fail(video_id, "cancelled", "Cancelled by a DELETE request.")
         if cancelled:
             metrics.job_finished("failed", "cancelled")
-        job = self.jobs.delete(video_id)
+        job = self.jobs.delete(video_id, project)
         if job is None:
             raise not_found(video_id)
         self.artifacts.delete_outputs(video_id)
@@ -151,8 +160,10 @@ class VideoService:
         )
         return VideoDeleted(id=video_id)
 
-    def content_path(self, video_id: str, variant: Literal["video", "thumbnail"]) -> Path:
-        job = self.jobs.get(video_id)
+    def content_path(
+        self, video_id: str, variant: Literal["video", "thumbnail"], project: str = OPEN_PROJECT
+    ) -> Path:
+        job = self.jobs.get(video_id, project)
         if job is None:
             raise not_found(video_id)
         if job.status != "completed":

@@ -129,7 +129,7 @@ def test_upload_plan_progress_and_playable_video(page, service):
     job = service.jobs.get(video_id)
     assert job.status == "completed" and job.params["num_inference_steps"] == 40
     href = page.get_attribute("#download", "href")
-    assert href == f"/v1/videos/{video_id}/content"
+    assert href == f"/v1/videos/{video_id}/content?variant=video"
     content = page.request.get(f"{service.base_url}{href}")
     assert content.ok and content.headers["content-type"] == "video/mp4"
     with av.open(io.BytesIO(content.body())) as container:

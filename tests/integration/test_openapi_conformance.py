@@ -2,48 +2,23 @@
 /openapi.json of the running tiny service and sends generated requests (valid and invalid) to
 every operation with all its checks: no server error, only documented statuses, bodies and
 content types as documented, schema-violating requests rejected, schema-valid ones accepted,
-405 with Allow for other methods. Bounded: a fixed number of examples per operation."""
+405 with Allow for other methods, deleted resources gone. Bounded: a fixed number of examples
+per operation. (The keyed service, with auth checks too: tests/integration/test_auth.py.)"""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES_PER_OPERATION = 25
+from i2v_testing.conformance import run_schemathesis, summary
 
 
 def test_schemathesis_finds_no_failure(service):
     before = {v["id"] for v in _all_videos(service)}
-    command = [
-        shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or "schemathesis",
-        "--config-file",
-        str(REPO / "schemathesis.toml"),
-        "run",
-        f"{service.base_url}/openapi.json",
-        "--checks",
-        "all",
-        "--max-examples",
-        str(EXAMPLES_PER_OPERATION),
-        "--workers",
-        "1",  # several workers trip a CPython 3.11 ast bug inside hypothesis
-        "--request-timeout",
-        "60",
-        "--seed",
-        "20261202",
-        "--no-color",
-    ]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
+        result = run_schemathesis(f"{service.base_url}/openapi.json")
     finally:
         _cancel_new_jobs(service, before)
-    summary = result.stdout[-6000:]
-    assert result.returncode == 0, summary + result.stderr[-2000:]
-    assert "No issues found" in result.stdout or "passed" in result.stdout, summary
+    assert result.returncode == 0, summary(result)
 
 
 def _all_videos(service) -> list[dict]:

@@ -30,6 +30,7 @@ const STRINGS = {
     negativePrompt: "Negative prompt",
     parameters: "Parameters",
     download: "Download MP4",
+    apiKeyPlaceholder: "API key (if the service asks)",
     conversation: "Conversation",
     chatHint:
       'Ask about the picture above; the service may ask back before it makes a video. Follow-ups like "slower" change the last video.',
@@ -103,6 +104,7 @@ const STRINGS = {
     negativePrompt: "反向提示词",
     parameters: "参数",
     download: "下载 MP4",
+    apiKeyPlaceholder: "API 密钥（服务要求时填写）",
     conversation: "对话",
     chatHint: "就上面的图片提问；服务可能先反问再生成视频。“慢一点”之类的后续指令会修改上一个视频。",
     session: "会话",
@@ -210,10 +212,16 @@ class ApiError extends Error {
   }
 }
 
+// The API key a person typed (kept in this browser's storage), sent as a bearer header.
+function authHeaders() {
+  const key = localStorage.getItem("i2v-api-key");
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
 async function api(path, options = {}) {
   let response;
   try {
-    response = await fetch(path, options);
+    response = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
   } catch (error) {
     throw new ApiError(t("notRunning", { url: location.origin }), "connection_error", 0);
   }
@@ -311,14 +319,15 @@ function showJob(video) {
   const result = $("#result");
   const player = $("#video");
   if (video.status === "completed") {
-    const url = `/v1/videos/${encodeURIComponent(video.id)}/content`;
     if (player.dataset.videoId !== video.id) {
       player.dataset.videoId = video.id;
-      player.src = url;
-      player.load();
-      player.play().catch(() => {});
+      contentUrl(video.id, "video").then((url) => {
+        player.src = url;
+        $("#download").href = url;
+        player.load();
+        player.play().catch(() => {});
+      });
     }
-    $("#download").href = url;
     $("#download").download = `${video.id}.mp4`;
     result.hidden = false;
   } else {
@@ -466,6 +475,14 @@ function resetSession() {
   state.lastVideoId = null;
   state.pendingQuestion = false;
   $("#session-id").textContent = state.session;
+  const keyInput = $("#api-key");
+  keyInput.value = localStorage.getItem("i2v-api-key") || "";
+  keyInput.addEventListener("change", () => {
+    const key = keyInput.value.trim();
+    if (key) localStorage.setItem("i2v-api-key", key);
+    else localStorage.removeItem("i2v-api-key");
+    loadHistory(true);
+  });
   $("#chat-log").replaceChildren();
 }
 
@@ -523,7 +540,7 @@ function historyItem(video) {
     const thumb = document.createElement("img");
     thumb.loading = "lazy";
     thumb.alt = "";
-    thumb.src = `/v1/videos/${encodeURIComponent(video.id)}/content?variant=thumbnail`;
+    contentUrl(video.id, "thumbnail").then((url) => { thumb.src = url; });
     item.append(thumb);
   }
   const text = document.createElement("div");
@@ -555,11 +572,27 @@ function historyItem(video) {
   return item;
 }
 
+// Media elements cannot send headers: with a key, content is fetched and shown from a blob.
+async function contentUrl(id, variant) {
+  const url = `/v1/videos/${encodeURIComponent(id)}/content?variant=${variant}`;
+  if (!localStorage.getItem("i2v-api-key")) return url;
+  const response = await fetch(url, { headers: authHeaders() });
+  return response.ok ? URL.createObjectURL(await response.blob()) : url;
+}
+
 // --- start -------------------------------------------------------------------------------
 
 function start() {
   setupPicture();
   $("#session-id").textContent = state.session;
+  const keyInput = $("#api-key");
+  keyInput.value = localStorage.getItem("i2v-api-key") || "";
+  keyInput.addEventListener("change", () => {
+    const key = keyInput.value.trim();
+    if (key) localStorage.setItem("i2v-api-key", key);
+    else localStorage.removeItem("i2v-api-key");
+    loadHistory(true);
+  });
   $("#lang").addEventListener("click", () => {
     state.lang = state.lang === "zh" ? "en" : "zh";
     localStorage.setItem("i2v-lang", state.lang);
