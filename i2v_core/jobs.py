@@ -106,6 +106,22 @@ class SessionTurn(Base):
     video_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+class ApiKey(Base):
+    """An API key (`keys.py`): its project and limits; the secret only as its digest."""
+
+    __tablename__ = "api_keys"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_active_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 class SearchTerm(Base):
     """A term of a job's instruction or English prompt (`search_terms.py`): the index behind
     `GET /v1/videos?q=`. The primary key (term, job) serves exact and prefix lookups."""

@@ -11,26 +11,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Float, Integer, String, select, update
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select, update
 
-from i2v_core.jobs import Base, JobStore
+from i2v_core.jobs import ApiKey, JobStore
 
 SECRET_PREFIX = "sk-i2v-"
-
-
-class ApiKey(Base):
-    __tablename__ = "api_keys"
-
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
-    name: Mapped[str] = mapped_column(String(128))
-    project: Mapped[str] = mapped_column(String(64), index=True)
-    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
-    requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    max_active_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created_at: Mapped[float] = mapped_column(Float)
-    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from deployments.ingress.requests import (
 from deployments.ingress.services import Services
 from i2v_core.domain import ACTIVE_STATUSES
 from i2v_core.errors import APIError, ErrorResponse, install_error_handlers, invalid
-from i2v_core.keys import ApiKey
+from i2v_core.jobs import ApiKey
 
 audit = logging.getLogger("ray.serve")
 STATIC_DIR = FilePath(__file__).resolve().parent / "static"

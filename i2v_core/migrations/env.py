@@ -6,7 +6,6 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool, text
 
-from i2v_core import keys  # noqa: F401  (registers the api_keys table)
 from i2v_core.jobs import Base
 
 config = context.config

@@ -29,7 +29,7 @@ def test_migrations_build_the_models_schema(empty_url):
     store = JobStore(empty_url)
     with store.engine.connect() as connection:
         tables = set(inspect(connection).get_table_names())
-        assert {"jobs", "session_turns", "alembic_version"} <= tables
+        assert {"jobs", "session_turns", "api_keys", "alembic_version"} <= tables
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == [], "the models changed: add an Alembic revision for them"
     store.close()
