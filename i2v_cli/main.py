@@ -108,18 +108,12 @@ def cmd_admin_keys_create(args: argparse.Namespace, service: Service) -> int:
 
 
 def cmd_admin_keys_list(args: argparse.Namespace, service: Service) -> int:
-    table = Table("id", "name", "project", "req/min", "active jobs", "created", "revoked")
+    """One tab-separated line per key (no secrets), easy to read and to script."""
+    columns = ("id", "name", "project", "requests_per_minute", "max_active_jobs", "created_at")
+    print("\t".join((*columns, "revoked_at")))
     for key in service.admin("GET", "", _admin_key(args))["data"]:
-        table.add_row(
-            key["id"],
-            key["name"],
-            key["project"],
-            str(key["requests_per_minute"]),
-            str(key["max_active_jobs"]),
-            _local_time(key["created_at"]),
-            _local_time(key["revoked_at"]),
-        )
-    out.print(table)
+        values = [str(key[c]) for c in columns[:-1]] + [_local_time(key["created_at"])]
+        print("\t".join((*values, _local_time(key["revoked_at"]))))
     return 0
 
 

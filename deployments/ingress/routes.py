@@ -335,7 +335,9 @@ def _add_admin_routes(app: FastAPI, services: Services) -> None:
         )
         key = created.key
         audit.info(
-            "admin: api key created",
+            "admin: api key %s created (project %s)",
+            key.id,
+            key.project,
             extra={"key_id": key.id, "key_name": key.name, "project": key.project},
         )
         return ApiKeyCreated(**info(key), key=created.secret)
@@ -364,7 +366,9 @@ def _add_admin_routes(app: FastAPI, services: Services) -> None:
                 404, f"No API key with id '{key_id}'.", param="key_id", code="key_not_found"
             )
         audit.info(
-            "admin: api key revoked",
+            "admin: api key %s revoked (project %s)",
+            key.id,
+            key.project,
             extra={"key_id": key.id, "key_name": key.name, "project": key.project},
         )
         return ApiKeyRevoked(id=key.id)

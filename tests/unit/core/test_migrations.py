@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import column, inspect, table, text
 
 from i2v_core.jobs import Base, Job, JobStore, make_engine, migrate
 from i2v_testing.jobs import make_job
@@ -45,17 +45,20 @@ def test_migrating_twice_is_a_no_op(empty_url):
     engine.dispose()
 
 
-def test_upgrade_gives_existing_jobs_their_search_terms(empty_url):
+def test_upgrade_gives_existing_jobs_their_search_terms_and_the_open_project(empty_url):
     engine = make_engine(empty_url)
-    migrate(engine, revision="0002")  # a database from before search terms
+    migrate(engine, revision="0002")  # a database from before search terms and projects
     job = make_job(instruction="展示这个杯子旋转", prompt="A cup rotating")
-    values = {c.name: getattr(job, c.name) for c in Job.__table__.columns if c.name != "seq"}
+    present = [c["name"] for c in inspect(engine).get_columns("jobs") if c["name"] != "seq"]
+    values = {name: getattr(job, name) for name in present}
     values.update(created_at=1.0, updated_at=1.0, status="completed", progress=100, attempts=1)
-    with engine.begin() as connection:
-        connection.execute(Job.__table__.insert().values(**values))
+    with engine.begin() as connection:  # the table as it was then, not as the model is now
+        then = table("jobs", *(column(name, Job.__table__.c[name].type) for name in present))
+        connection.execute(then.insert().values(**values))
     engine.dispose()
 
     store = JobStore(empty_url)  # upgrades to the newest revision on start
     for words in (["rot"], ["杯子"], ["旋转", "cup"]):
         assert [j.id for j in store.list(None, 10, "desc", words=words)[0]] == [job.id], words
+    assert store.get(job.id).project == ""  # rows from before projects are the open project's
     store.close()

@@ -28,6 +28,7 @@ async def _ready() -> dict[str, bool]:
 
 
 def _client(tmp_path, redis_url: str | None, admin: str | None) -> TestClient:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     config = AppConfig.model_validate(
         {"auth": {"requests_per_minute": 50}, "queue": {"redis_url": redis_url or "redis://x"}}
     ).ingress_config()
