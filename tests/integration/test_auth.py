@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +16,9 @@ import openai
 import pytest
 
 from i2v_testing.conformance import run_schemathesis, summary
+from i2v_testing.keyed import deploy_keyed_ingress, new_key, remove_keyed_ingress
 from i2v_testing.paths import EXAMPLES
 
-APP = "i2v-auth"
-PREFIX = "/auth"
 _seeds = itertools.count(int(time.time()) % 100_000 * 10)
 
 
@@ -33,12 +31,7 @@ class Keyed:
         return {"Authorization": f"Bearer {self.admin}"}
 
     def new_key(self, **body) -> dict:
-        body.setdefault("name", f"test-{uuid.uuid4().hex[:8]}")
-        response = httpx.post(
-            f"{self.base_url}/v1/admin/keys", json=body, headers=self.admin_headers(), timeout=30
-        )
-        assert response.status_code == 201, response.text
-        return response.json()
+        return new_key(self.base_url, self.admin, **body)
 
     def client(self, key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=key, max_retries=0)
@@ -46,37 +39,17 @@ class Keyed:
 
 @pytest.fixture(scope="module")
 def keyed(service):
-    from ray import serve
-
-    from deployments.ingress.api import Ingress
-    from deployments.ingress.config import AuthConfig
-
     admin = f"sk-admin-{secrets.token_urlsafe(24)}"
-    config = service.config.ingress_config().model_copy(
-        update={"auth": AuthConfig(enabled=True, requests_per_minute=120, max_active_jobs=4)}
+    base_url = deploy_keyed_ingress(
+        service.config,
+        service.serve_file.name,
+        service.base_url,
+        admin,
+        requests_per_minute=120,
+        max_active_jobs=4,
     )
-    handles = [
-        serve.get_deployment_handle(name, app_name=service.serve_file.name)
-        for name in ("Classifier", "Router", "Generator")
-    ]
-    ingress = serve.deployment(Ingress).options(
-        name="Ingress",
-        ray_actor_options={"num_cpus": 0.1, "runtime_env": {"env_vars": {"I2V_ADMIN_KEY": admin}}},
-    )
-    serve.run(ingress.bind(config, *handles), name=APP, route_prefix=PREFIX, blocking=False)
-    base_url = f"{service.base_url}{PREFIX}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=10).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    else:
-        pytest.fail("the keyed ingress did not become ready")
     yield Keyed(base_url, admin)
-    serve.delete(APP)
+    remove_keyed_ingress()
 
 
 def small_job(client: openai.OpenAI, **extra):
@@ -275,3 +248,17 @@ def test_operators_manage_keys_from_the_command_line(keyed, capsys, monkeypatch)
     monkeypatch.delenv("I2V_ADMIN_KEY")
     assert main([*admin, "list"]) == 2  # no admin key: a clear one-line error
     assert "I2V_ADMIN_KEY" in capsys.readouterr().err
+
+
+def test_the_result_cache_never_answers_one_project_with_anothers_video(keyed):
+    seed = next(_seeds)
+    first = keyed.client(keyed.new_key(project="cache-a")["key"])
+    second_key = keyed.new_key(project="cache-b")["key"]
+    second = keyed.client(second_key)
+    done = first.videos.poll(small_job(first, seed=seed).id)
+    assert done.status == "completed"
+    again = first.videos.poll(small_job(first, seed=seed).id)  # same project: a cache hit
+    assert any(entry["stage"] == "cache" for entry in again.model_extra["trace"])
+    theirs = second.videos.poll(small_job(second, seed=seed).id)  # same request, other project
+    assert theirs.status == "completed"
+    assert not any(entry["stage"] == "cache" for entry in theirs.model_extra["trace"])
