@@ -23,6 +23,7 @@ from PIL import Image
 from i2v_cli.main import main
 from i2v_cli.manifest import MANIFEST_NAME, read_manifest
 from i2v_cli.naming import video_name
+from i2v_core.jobs import scoped_idempotency_key
 from i2v_testing.paths import EXAMPLES, ROOT
 from i2v_testing.servers import free_port
 
@@ -94,7 +95,7 @@ def test_batch_makes_one_video_per_picture_and_a_matching_manifest(service, caps
         assert job.prompt == record["prompt"] and "rotating" in job.prompt
         assert job.params == record["params"]
         assert job.category == record["category"]
-        assert job.idempotency_key == record["idempotency_key"]
+        assert job.idempotency_key == scoped_idempotency_key("", record["idempotency_key"])
         assert Path(record["source"]).name in {p.name for p in sources}
         timings = record["timings"]
         assert timings["finished_at"] >= timings["submitted_at"] >= timings["started_at"]
