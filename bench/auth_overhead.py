@@ -47,8 +47,15 @@ def create(client: httpx.Client, base: str, headers: dict, seed: int) -> httpx.R
 
 
 def wait_final(client: httpx.Client, base: str, headers: dict, video_id: str) -> dict:
+    """Polls until the job ends; a 429 (the key's request rate, which polling spends too) waits
+    its Retry-After."""
     while True:
-        video = client.get(f"{base}/v1/videos/{video_id}", headers=headers, timeout=30).json()
+        response = client.get(f"{base}/v1/videos/{video_id}", headers=headers, timeout=30)
+        if response.status_code == 429:
+            time.sleep(int(response.headers.get("retry-after", "1")))
+            continue
+        response.raise_for_status()
+        video = response.json()
         if video["status"] in FINAL:
             return video
         time.sleep(0.2)
