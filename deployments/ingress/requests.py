@@ -33,6 +33,9 @@ M = TypeVar("M", bound=BaseModel)
 
 # No control characters: what a session id, an idempotency key or a search may contain.
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+# The same for a header value, where HTTP allows a tab and strips it at either end: a key with
+# a tab around it is the key without, so the schema must not call the tab invalid.
+HEADER_TEXT = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
 SIZE_PATTERN = r"^[1-9][0-9]{0,3}x[1-9][0-9]{0,3}$"
 MAX_QUERY_CHARS = 200  # the search words of GET /v1/videos?q=
 _MULTIPART_SLACK_BYTES = 1024 * 1024

@@ -28,6 +28,7 @@ from deployments.ingress.protocol import (
     VideoList,
 )
 from deployments.ingress.requests import (
+    HEADER_TEXT,
     PRINTABLE,
     CreateKeyRequest,
     MessageForm,
@@ -106,7 +107,7 @@ def build_api(config: IngressConfig, services: Services, readiness: ReadinessChe
     idempotency_key = Header(
         alias="Idempotency-Key",
         max_length=config.admission.max_idempotency_key_chars,
-        pattern=PRINTABLE,
+        pattern=HEADER_TEXT,
         description="a retry with the same key returns the first request's video",
     )
 
