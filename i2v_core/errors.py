@@ -64,6 +64,11 @@ def invalid(message: str, param: str | None = None, code: str = "invalid_value")
     return APIError(400, message, param=param, code=code)
 
 
+def too_many_requests(message: str, code: str, retry_after_s: int) -> APIError:
+    """A 429 in OpenAI's shape with Retry-After: nothing was done, try again later."""
+    return APIError(429, message, code=code, headers={"Retry-After": str(retry_after_s)})
+
+
 def not_found(video_id: str) -> APIError:
     return APIError(
         404, f"No video found with id '{video_id}'.", param="video_id", code="video_not_found"

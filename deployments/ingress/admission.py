@@ -7,7 +7,7 @@ from deployments.ingress.auth import OPEN, Caller
 from deployments.ingress.config import AdmissionConfig
 from i2v_core import metrics
 from i2v_core.domain import ACTIVE_STATUSES
-from i2v_core.errors import APIError
+from i2v_core.errors import too_many_requests
 from i2v_core.jobs import JobStore
 
 
@@ -24,22 +24,20 @@ class Admission:
         backlog = self.jobs.count(ACTIVE_STATUSES)
         if backlog >= limit:
             metrics.key_limited("backlog_full", caller.project)
-            raise APIError(
-                429,
+            raise too_many_requests(
                 f"The service is at capacity ({backlog} jobs waiting or running, limit {limit}); "
                 f"retry after {retry_after} s.",
-                code="backlog_full",
-                headers={"Retry-After": str(retry_after)},
+                "backlog_full",
+                retry_after,
             )
         if caller.key_id is None or caller.max_active_jobs is None:
             return
         active = self.jobs.count(ACTIVE_STATUSES, key_id=caller.key_id)
         if active >= caller.max_active_jobs:
             metrics.key_limited("max_active_jobs", caller.project)
-            raise APIError(
-                429,
+            raise too_many_requests(
                 f"This key has {active} jobs queued or running, its limit; nothing was created. "
                 f"Retry after {retry_after} s.",
-                code="too_many_active_jobs",
-                headers={"Retry-After": str(retry_after)},
+                "too_many_active_jobs",
+                retry_after,
             )

@@ -24,7 +24,7 @@ from deployments.ingress.services import build_services
 from deployments.router.protocol import Plan, PlanRequest
 from i2v_core import logs, metrics
 from i2v_core.artifacts import ArtifactStore
-from i2v_core.errors import APIError
+from i2v_core.errors import too_many_requests
 from i2v_core.jobs import JobStore
 
 
@@ -75,12 +75,10 @@ class Ingress:
         try:
             yield
         except BackPressureError as exc:
-            retry_after = str(self.config.admission.retry_after_s)
-            raise APIError(
-                429,
+            raise too_many_requests(
                 f"The {what} is overloaded; nothing was created. Retry later.",
-                code=f"{what}_overloaded",
-                headers={"Retry-After": retry_after},
+                f"{what}_overloaded",
+                self.config.admission.retry_after_s,
             ) from exc
 
     def _enqueue(self, job_id: str) -> None:

@@ -13,7 +13,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from deployments.ingress.auth import Caller
 from i2v_core import metrics
-from i2v_core.errors import APIError
+from i2v_core.errors import too_many_requests
 
 
 class RequestRate:
@@ -31,10 +31,9 @@ class RequestRate:
         reset_at = self._window.get_window_stats(item, "requests", caller.key_id).reset_time
         retry_after = max(1, math.ceil(reset_at - time.time()))
         metrics.key_limited("requests_per_minute", caller.project)
-        raise APIError(
-            429,
+        raise too_many_requests(
             f"Rate limit reached for this key: {caller.requests_per_minute} requests per "
             f"minute. Retry after {retry_after} s.",
-            code="rate_limit_exceeded",
-            headers={"Retry-After": str(retry_after)},
+            "rate_limit_exceeded",
+            retry_after,
         )

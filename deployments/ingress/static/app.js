@@ -475,14 +475,6 @@ function resetSession() {
   state.lastVideoId = null;
   state.pendingQuestion = false;
   $("#session-id").textContent = state.session;
-  const keyInput = $("#api-key");
-  keyInput.value = localStorage.getItem("i2v-api-key") || "";
-  keyInput.addEventListener("change", () => {
-    const key = keyInput.value.trim();
-    if (key) localStorage.setItem("i2v-api-key", key);
-    else localStorage.removeItem("i2v-api-key");
-    loadHistory(true);
-  });
   $("#chat-log").replaceChildren();
 }
 
@@ -582,9 +574,7 @@ async function contentUrl(id, variant) {
 
 // --- start -------------------------------------------------------------------------------
 
-function start() {
-  setupPicture();
-  $("#session-id").textContent = state.session;
+function setupApiKey() {
   const keyInput = $("#api-key");
   keyInput.value = localStorage.getItem("i2v-api-key") || "";
   keyInput.addEventListener("change", () => {
@@ -593,6 +583,12 @@ function start() {
     else localStorage.removeItem("i2v-api-key");
     loadHistory(true);
   });
+}
+
+function start() {
+  setupPicture();
+  setupApiKey();
+  $("#session-id").textContent = state.session;
   $("#lang").addEventListener("click", () => {
     state.lang = state.lang === "zh" ? "en" : "zh";
     localStorage.setItem("i2v-lang", state.lang);

@@ -4,14 +4,12 @@ pipeline run per batch, items independent of each other, per-item progress and a
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from deployments.generator.config import GeneratorConfig
 from deployments.generator.engine import (
     BatchItemResult,
     GenerationRequest,
@@ -22,11 +20,6 @@ from deployments.generator.engine import (
 
 class Cancelled(Exception):
     pass
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_models: pathlib.Path) -> GeneratorEngine:
-    return GeneratorEngine(GeneratorConfig(model=str(tiny_models / "generator"), device="cpu"))
 
 
 @pytest.fixture

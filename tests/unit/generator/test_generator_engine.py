@@ -24,16 +24,6 @@ from deployments.generator.video import encode_mp4, encode_thumbnail
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tiny_models: pathlib.Path) -> pathlib.Path:
-    return tiny_models / "generator"
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_dir: pathlib.Path) -> GeneratorEngine:
-    return GeneratorEngine(GeneratorConfig(model=str(tiny_dir), device="cpu"))
-
-
 def _picture(width: int = 96, height: int = 64, mode: str = "RGB", seed: int = 0) -> Image.Image:
     pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     return Image.fromarray(pixels).convert(mode)

@@ -29,16 +29,6 @@ from i2v_core import metrics
 LADDER = OomLadder(resolutions=[48, 32, 16], size_multiple=16, min_frames=2)
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tiny_models: pathlib.Path) -> pathlib.Path:
-    return tiny_models / "generator"
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_dir: pathlib.Path) -> GeneratorEngine:
-    return GeneratorEngine(GeneratorConfig(model=str(tiny_dir), device="cpu"))
-
-
 def _request(**overrides) -> GenerationRequest:
     pixels = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
     fields = dict(
