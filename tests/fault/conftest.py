@@ -151,8 +151,8 @@ class FaultCluster:
         steps: int,
         seed: int,
         until: Callable[[], object],
-        timeout_s: float = 150,
-        max_jobs: int = 60,
+        timeout_s: float = 240,
+        max_jobs: int = 100,
     ) -> object:
         """Keeps a few tasks waiting in the queue (adding jobs to `ids`) until `until()` is true:
         scale-up waits on replica start-up, which takes from 10 s to a minute on a busy 2-core
