@@ -14,6 +14,18 @@ class StoreConfig(BaseModel):
 
     database_url: str = "sqlite:///var/i2v.db"
     artifact_dir: str = "var/artifacts"
+    retention_s: float = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="a completed video's files (MP4, thumbnail, spritesheet) are kept this long "
+        "after it completes (`expires_at`), then removed; the job's row stays",
+    )
+    retention_sweep_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="how often the retention sweeper looks for expired videos (one ingress "
+        "replica at a time)",
+    )
 
 
 class QueueConfig(BaseModel):

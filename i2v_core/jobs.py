@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from i2v_core.domain import ACTIVE_STATUSES, TERMINAL_STATUSES, VideoStatus
 from i2v_core.search_terms import document_terms, query_terms
@@ -82,6 +83,16 @@ class Job(Base):
     trace: Mapped[list] = mapped_column(JSON, default=list)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Retention: when the files go (set on completion) and when the sweeper removed them.
+    expires_at: Mapped[float | None] = mapped_column(Float, index=True, nullable=True)
+    expired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Where this job's final event is sent (else the project's default URL, if any).
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Extensions and edits: "extension" or "edit", the video of ours it continues (if any), and
+    # the stored video (`ArtifactStore.source_video_path`) the result begins with (extensions).
+    operation: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    source_video_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    prefix_video: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
     @property
     def is_terminal(self) -> bool:
@@ -120,6 +131,56 @@ class ApiKey(Base):
     max_active_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Project(Base):
+    """A project's settings: its default webhook URL and the secret its webhooks are signed
+    with (kept to sign; shown to the admin once, when set)."""
+
+    __tablename__ = "projects"
+
+    project: Mapped[str] = mapped_column(String(64), primary_key=True)
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    webhook_secret: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class WebhookDelivery(Base):
+    """One webhook event to deliver (the outbox, written in the transaction that ends the job):
+    pending until a receiver answers 2xx, retried with backoff until it gives up (failed)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, index=True)  # the webhook-id
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    project: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+    next_attempt_at: Mapped[float | None] = mapped_column(Float, index=True, nullable=True)
+    claimed_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class WebhookAttempt(Base):
+    """One try at delivering a webhook: when, how long, the receiver's status or the error."""
+
+    __tablename__ = "webhook_attempts"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_seq: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.seq", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Float)
+    duration_s: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SearchTerm(Base):
@@ -185,14 +246,45 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-class JobStore:
-    """All reads and writes of job rows. Safe to share between threads."""
+# Called inside the transaction that ends a job (completed or failed), with the final row: what
+# must happen exactly when the job ends, or not at all (the webhook outbox).
+FinalHook = Callable[[Session, "Job"], None]
+# Called after each committed change of a job's status or progress: (job id, status, progress).
+ChangeHook = Callable[[str, str, int], None]
 
-    def __init__(self, url: str, create_schema: bool = True):
+
+class JobStore:
+    """All reads and writes of job rows. Safe to share between threads.
+
+    `retention_s`: a completed video's files are kept this long (`expires_at`); `on_final` and
+    `on_change` are the hooks above (the webhook outbox and the progress events)."""
+
+    def __init__(
+        self,
+        url: str,
+        create_schema: bool = True,
+        *,
+        retention_s: float | None = None,
+        on_final: FinalHook | None = None,
+        on_change: ChangeHook | None = None,
+    ):
         self.engine = make_engine(url)
         if create_schema:
             migrate(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self.retention_s = retention_s
+        self.on_final = on_final
+        self.on_change = on_change
+
+    def _changed(self, job_id: str, status: str, progress: int) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(job_id, status, progress)
+            except Exception:  # an event lost is a stream that polls; never a failed write
+                logging.getLogger("ray.serve").exception("publishing a job change failed")
+
+    def _expiry(self, completed_at: float) -> float | None:
+        return completed_at + self.retention_s if self.retention_s is not None else None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -319,11 +411,15 @@ class JobStore:
         job.attempts = 0
         job.timings = job.timings or {}
         job.trace = job.trace or []
+        job.expires_at = self._expiry(now) if completed else None
         with self._session.begin() as session:
             session.add(job)
             session.flush()  # assigns job.seq
             if terms := search_term_rows(job):
                 session.execute(insert(SearchTerm), terms)
+            if completed and self.on_final is not None:
+                self.on_final(session, job)
+        self._changed(job.id, job.status, job.progress)
         return job
 
     def delete(self, job_id: str, project: str | None = None) -> Job | None:
@@ -365,10 +461,21 @@ class JobStore:
             )
             if _rowcount(started) != 1:
                 return None
-            return session.scalar(select(Job).where(Job.id == job_id))
+            job = session.scalar(select(Job).where(Job.id == job_id))
+        self._changed(job_id, "in_progress", 0)
+        return job
 
     def set_progress(self, job_id: str, progress: int) -> bool:
-        return self._transition(job_id, ("in_progress",), progress=max(0, min(99, progress)))
+        progress = max(0, min(99, progress))
+        if not self._transition(job_id, ("in_progress",), progress=progress):
+            return False
+        self._changed(job_id, "in_progress", progress)
+        return True
+
+    def announce_progress(self, job_id: str, progress: int) -> None:
+        """Progress told to listeners (the event stream) without writing the row: every
+        denoising step is announced, the row is written at a bounded rate."""
+        self._changed(job_id, "in_progress", max(0, min(99, progress)))
 
     def complete(
         self,
@@ -406,7 +513,7 @@ class JobStore:
         now = time.time()
         final = {"status": status, "completed_at": now, "updated_at": now, **values}
         if status == "completed":
-            final["progress"] = 100
+            final.update(progress=100, expires_at=self._expiry(now))
         with self._session.begin() as session:
             won = session.execute(
                 update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES)).values(**final)
@@ -416,7 +523,12 @@ class JobStore:
             job = session.scalars(select(Job).where(Job.id == job_id)).one()
             job.timings = {**(job.timings or {}), **timings}
             job.trace = [*(job.trace or []), *trace]
-            return True
+            if self.on_final is not None:
+                session.flush()
+                self.on_final(session, job)
+            progress = job.progress
+        self._changed(job_id, status, progress)
+        return True
 
 
 def _rowcount(result: Any) -> int:

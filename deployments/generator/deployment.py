@@ -17,9 +17,9 @@ from deployments.generator.generation import Generation
 from deployments.generator.leases import TaskLeases, current_task_id
 from deployments.generator.protocol import TASK_NAME
 from deployments.generator.worker import SKIPPED, JobRunner, Outcome
+from deployments.ingress.protocol import job_store
 from i2v_core import logs, metrics
 from i2v_core.artifacts import ArtifactStore
-from i2v_core.jobs import JobStore
 
 logger = logging.getLogger("ray.serve")
 
@@ -48,7 +48,7 @@ class Generator:
         self.config = config
         self._in_flight = 0
         self._in_flight_changed = threading.Condition()
-        self.jobs = JobStore(config.stores.database_url)
+        self.jobs = job_store(config.stores, config.queue)
         self.leases = TaskLeases(config.queue.redis_url, config.queue.visibility_timeout_s)
         self.load_error: str | None = None
         self.runner: JobRunner | None = None

@@ -57,6 +57,7 @@ class ProgressReporter:
     min_interval_s: float = 0.5
     _last_write: float = 0.0
     _last_progress: int = -1
+    _last_announced: int = -1
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
@@ -69,11 +70,15 @@ class ProgressReporter:
             # A cheap read every step, so a cancelled job stops within one step.
             if not self.jobs.is_active(self.job_id):
                 raise GenerationStopped("cancelled", "The job was cancelled while it ran.")
+            if progress != self._last_announced:
+                self.jobs.announce_progress(self.job_id, progress)
+                self._last_announced = progress
             return
         if not self.jobs.set_progress(self.job_id, progress):
             raise GenerationStopped("cancelled", "The job was cancelled while it ran.")
         metrics.progress_update()
         self._last_write, self._last_progress = now, progress
+        self._last_announced = progress
 
 
 class JobRunner:

@@ -9,8 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from deployments.ingress.admission import Admission
 from deployments.ingress.auth import OPEN, OPEN_PROJECT, Caller
 from deployments.ingress.intake import Draft, JobIntake, picture_of
-from deployments.ingress.present import video_of
-from deployments.ingress.protocol import ChatReply, SessionTurn
+from deployments.ingress.protocol import ChatReply, SessionTurn, video_of
 from deployments.ingress.sessions import SessionStore, is_affirmative
 from deployments.router.protocol import Plan
 from i2v_core.artifacts import ArtifactStore

@@ -15,8 +15,7 @@ from deployments.ingress.admission import Admission
 from deployments.ingress.auth import OPEN, OPEN_PROJECT, Caller
 from deployments.ingress.config import IngressConfig
 from deployments.ingress.intake import Draft, JobIntake
-from deployments.ingress.present import video_of
-from deployments.ingress.protocol import Video, VideoDeleted, VideoList
+from deployments.ingress.protocol import Video, VideoDeleted, VideoList, video_of
 from deployments.ingress.requests import CreateVideoForm, ListQuery
 from deployments.router.protocol import GenerationParams, UserParams
 from i2v_core import metrics
