@@ -86,6 +86,7 @@ class Batch:
             result.interrupted = True
         finally:
             self.stop.set()
+            self.service.interrupt_streams()  # workers reading progress streams notice now
             pool.shutdown(wait=True, cancel_futures=True)
             for future, item in pending.items():  # finished while stopping
                 if future.done() and not future.cancelled():

@@ -5,8 +5,10 @@ nothing answers at the URL."""
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -17,6 +19,8 @@ from typing import Any
 import httpx
 import openai
 
+from i2v_cli.events import EventParser
+
 # openai 3.x marks its videos methods deprecated (OpenAI's hosted video API was retired); the
 # same /v1/videos shape is this service's contract.
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"i2v_cli\..*")
@@ -24,6 +28,9 @@ warnings.filterwarnings("ignore", message=".*Sora API.*")
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 FINAL = ("completed", "failed")
+# The service sends a keep-alive every `events.heartbeat_s` (15 s by default): a progress stream
+# silent for this long is broken, and the client polls instead.
+STREAM_IDLE_S = 60.0
 
 
 class ServiceError(Exception):
@@ -95,6 +102,7 @@ class Service:
             timeout=timeout_s,
             headers={"Authorization": f"Bearer {api_key}"},
         )
+        self._streams: set[httpx.Response] = set()  # progress streams being read
 
     def close(self) -> None:
         self.http.close()
@@ -138,7 +146,12 @@ class Service:
         min_poll_s: float = 0.1,
         max_poll_s: float = 2.0,
     ) -> dict[str, Any]:
-        """Polls until the job is completed or failed, honouring openai-poll-after-ms."""
+        """Follows the job's progress stream until it is completed or failed; when the stream
+        cannot be had (an older service, a 429) or breaks, polls instead, honouring
+        openai-poll-after-ms."""
+        final = self.follow(video_id, on_update)
+        if final is not None:
+            return final
         while True:
             video, poll_s = self.retrieve(video_id)
             if on_update is not None:
@@ -146,6 +159,62 @@ class Service:
             if video["status"] in FINAL:
                 return video
             time.sleep(min(max(poll_s, min_poll_s), max_poll_s))
+
+    def follow(
+        self, video_id: str, on_update: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any] | None:
+        """The final Video from `GET /v1/videos/{id}/events`, calling `on_update` with the video
+        as each event leaves it; None when the stream is refused or breaks before the end (the
+        caller polls)."""
+        current: dict[str, Any] = {"id": video_id}
+        parser = EventParser()
+        timeout = httpx.Timeout(self.http.timeout.connect, read=STREAM_IDLE_S)
+        try:
+            with self.http.stream(
+                "GET",
+                f"/v1/videos/{video_id}/events",
+                headers={"Accept": "text/event-stream"},
+                timeout=timeout,
+            ) as response:
+                if response.status_code != 200:
+                    return None
+                self._streams.add(response)
+                try:
+                    for line in response.iter_lines():
+                        event = parser.feed(line)
+                        if event is None:
+                            continue
+                        if event.event == "video":
+                            final = event.json()
+                            if on_update is not None:
+                                on_update(final)
+                            return final
+                        if event.event in ("status", "progress"):
+                            data = event.json()
+                            current = {
+                                **current,
+                                "status": data["status"],
+                                "progress": data["progress"],
+                            }
+                            if on_update is not None:
+                                on_update(current)
+                        elif event.event == "error":
+                            return None  # gone meanwhile: polling says how, in one line
+                finally:
+                    self._streams.discard(response)
+        except (httpx.HTTPError, ValueError, KeyError, OSError):
+            return None
+        return None
+
+    def interrupt_streams(self) -> None:
+        """Ends the progress streams other threads are reading (a batch stopping): their
+        `wait` falls back to polling, where the stop is noticed."""
+        for response in list(self._streams):
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def download(self, video_id: str, target: Path) -> Path:
         """The MP4, written beside `target` first and renamed into place."""

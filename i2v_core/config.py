@@ -92,6 +92,17 @@ class UploadLimits(BaseModel):
     image_formats: list[str] = Field(default_factory=lambda: ["PNG", "JPEG", "WEBP", "BMP", "GIF"])
     max_prompt_chars: int = Field(default=2000, gt=0)
     max_session_id_chars: int = Field(default=128, gt=0)
+    # Videos to extend or edit (`i2v_core/videos.py`): uploaded, or one of ours named by id.
+    max_video_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_video_seconds: float = Field(default=60.0, gt=0)
+    max_video_frames: int = Field(
+        default=1800, gt=0, description="frames decoded at most (every frame is decoded once)"
+    )
+    max_video_pixels: int = Field(default=1920 * 1080, gt=0, description="width x height")
+    video_containers: list[str] = Field(
+        default_factory=lambda: ["mp4", "mov", "webm"],
+        description="accepted containers, recognised by their first bytes: mp4, mov, webm, mkv",
+    )
 
 
 class TimeoutConfig(BaseModel):

@@ -157,10 +157,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def _allowed_methods(request: Request) -> list[str]:
     """Every method the request's path serves (Starlette's own 405 names the first matching
-    route's methods only)."""
+    route's methods only). A path that is a route of its own (`/v1/videos/extensions`) names that
+    route's methods, not those of a templated route it also fits (`/v1/videos/{video_id}`), as
+    the OpenAPI document lists them."""
     methods: set[str] = set()
+    exact: set[str] = set()
     for route in request.app.router.routes:
         match, _ = route.matches(request.scope)
         if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+            route_methods = set(getattr(route, "methods", None) or ())
+            methods |= route_methods
+            if getattr(route, "param_convertors", None) == {}:  # no {parameter} in its path
+                exact |= route_methods
+    return sorted(exact or methods)

@@ -6,6 +6,7 @@ streams (`deployments/ingress/events.py`), so no stream reads the database per e
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import redis
@@ -18,7 +19,7 @@ SEQ_TTL_S = 7 * 24 * 3600
 _PUBLISH = """
 local id = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-local event = {id = id, status = ARGV[2], progress = tonumber(ARGV[4])}
+local event = {id = id, status = ARGV[2], progress = tonumber(ARGV[4]), at = tonumber(ARGV[5])}
 redis.call('PUBLISH', ARGV[1], cjson.encode(event))
 return id
 """
@@ -30,6 +31,7 @@ class JobEvent:
     id: int
     status: str
     progress: int
+    at: float | None = None  # when it was published (Unix seconds, the publisher's clock)
 
     @classmethod
     def from_message(cls, channel: str, data: bytes | str) -> JobEvent:
@@ -39,11 +41,17 @@ class JobEvent:
             id=int(fields["id"]),
             status=str(fields["status"]),
             progress=int(fields["progress"]),
+            at=float(fields["at"]) if fields.get("at") is not None else None,
         )
 
 
 def channel_of(job_id: str) -> str:
     return CHANNEL_PREFIX + job_id
+
+
+def seq_key(job_id: str) -> str:
+    """The key holding the id of the job's newest event."""
+    return _SEQ_PREFIX + job_id
 
 
 class JobEventPublisher:
@@ -55,13 +63,13 @@ class JobEventPublisher:
 
     def __call__(self, job_id: str, status: str, progress: int) -> None:
         self._publish(
-            keys=[_SEQ_PREFIX + job_id],
-            args=[channel_of(job_id), status, SEQ_TTL_S, progress],
+            keys=[seq_key(job_id)],
+            args=[channel_of(job_id), status, SEQ_TTL_S, progress, f"{time.time():.6f}"],
         )
 
     def last_id(self, job_id: str) -> int:
         """The id of the job's newest event (0 before its first)."""
-        return int(self._redis.get(_SEQ_PREFIX + job_id) or 0)
+        return int(self._redis.get(seq_key(job_id)) or 0)
 
     def close(self) -> None:
         self._redis.close()

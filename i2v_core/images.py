@@ -104,19 +104,25 @@ def preview_of(image: Image.Image) -> Image.Image:
 
 
 def _check_pixels(width: int, height: int, limits: UploadLimits, param: str) -> None:
-    if width * height > limits.max_image_pixels:
+    check_frame_size(width, height, limits.max_image_pixels, limits.min_image_side, "image", param)
+
+
+def check_frame_size(
+    width: int, height: int, max_pixels: int, min_side: int, what: str, param: str
+) -> None:
+    """A picture's (or a video frame's) size within the limits, else 400 `{what}_too_large` or
+    `{what}_too_small`."""
+    if width * height > max_pixels:
         raise invalid(
-            f"The image is {width}x{height} = {width * height} pixels; the limit is "
-            f"{limits.max_image_pixels}.",
+            f"The {what} is {width}x{height} = {width * height} pixels; the limit is {max_pixels}.",
             param,
-            "image_too_large",
+            f"{what}_too_large",
         )
-    if min(width, height) < limits.min_image_side:
+    if min(width, height) < min_side:
         raise invalid(
-            f"The image is {width}x{height}; each side must be at least "
-            f"{limits.min_image_side} pixels.",
+            f"The {what} is {width}x{height}; each side must be at least {min_side} pixels.",
             param,
-            "image_too_small",
+            f"{what}_too_small",
         )
 
 

@@ -92,7 +92,7 @@ class Job(Base):
     # the stored video (`ArtifactStore.source_video_path`) the result begins with (extensions).
     operation: Mapped[str | None] = mapped_column(String(16), nullable=True)
     source_video_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    prefix_video: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    prefix_video: Mapped[str | None] = mapped_column(String(128), index=True, nullable=True)
 
     @property
     def is_terminal(self) -> bool:
@@ -366,12 +366,39 @@ class JobStore:
                 query = query.where(Job.key_id == key_id)
             return session.scalar(query) or 0
 
+    def expired_due(self, now: float, limit: int) -> builtins.list[Job]:
+        """Completed jobs past `expires_at` whose files are not yet removed, oldest first."""
+        with self._session() as session:
+            query = (
+                select(Job)
+                .where(Job.expires_at <= now, Job.expired_at.is_(None))
+                .order_by(Job.expires_at.asc())
+                .limit(limit)
+            )
+            return builtins.list(session.scalars(query))
+
+    def mark_expired(self, job_id: str, now: float) -> bool:
+        """Records that the job's files were removed; False if another sweep did it first."""
+        with self._session.begin() as session:
+            result = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.expired_at.is_(None))
+                .values(expired_at=now, updated_at=now)
+            )
+            return _rowcount(result) == 1
+
     def image_in_use(self, sha256: str) -> bool:
         with self._session() as session:
             return (
                 session.scalar(select(Job.id).where(Job.image_sha256 == sha256).limit(1))
                 is not None
             )
+
+    def prefix_video_in_use(self, name: str) -> bool:
+        """Whether a job not yet expired begins with the stored source video `name`."""
+        with self._session() as session:
+            query = select(Job.id).where(Job.prefix_video == name, Job.expired_at.is_(None))
+            return session.scalar(query.limit(1)) is not None
 
     def is_active(self, job_id: str) -> bool:
         with self._session() as session:
@@ -395,6 +422,7 @@ class JobStore:
                     Job.cache_key == cache_key,
                     Job.status == "completed",
                     Job.project == project,
+                    Job.expired_at.is_(None),
                 )
                 .order_by(Job.seq.desc())
                 .limit(1)

@@ -18,6 +18,11 @@ logger = logging.getLogger(__name__)
 # Seconds-to-minutes work: sub-second classify/plan up to a generation near the job deadline.
 LATENCY_BUCKETS_S = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 180, 300, 600, 1200]
 STAGES = ("validate", "classify", "plan", "queue_wait", "generate", "encode", "total")
+# A webhook from the end of its job to the receiver's 2xx: milliseconds when the first attempt
+# succeeds, hours when the receiver was down.
+WEBHOOK_LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+WEBHOOK_LATENCY_BUCKETS_S += [300, 1800, 7200, 36000, 86400, 172800]
+WEBHOOK_OUTCOMES = ("delivered", "http_error", "network_error", "refused")
 # The router's words for an LLM failure (deployments/router/llm.py `describe_failure`).
 FALLBACK_REASONS = (
     "timeout",
@@ -105,12 +110,51 @@ SPECS: dict[str, MetricSpec] = {
         ),
         MetricSpec("i2v_cache_hits", "counter", "Jobs answered from the result cache."),
         MetricSpec(
+            "i2v_webhook_attempts",
+            "counter",
+            "Webhook delivery attempts by event type and outcome (delivered: a 2xx; http_error: "
+            "another status; network_error: no answer; refused: the URL or the project's "
+            "secret was not usable).",
+            ("event", "outcome"),
+        ),
+        MetricSpec(
+            "i2v_webhook_deliveries",
+            "counter",
+            "Webhook deliveries that reached a final status (delivered or failed: retries "
+            "exhausted or refused), by event type.",
+            ("event", "status"),
+        ),
+        MetricSpec(
+            "i2v_webhook_latency_seconds",
+            "histogram",
+            "From the end of a job to its webhook's 2xx, in seconds, by event type.",
+            ("event",),
+        ),
+        MetricSpec(
             "i2v_llm_fallbacks",
             "counter",
             "Plans made by the rules planner because the LLM planner failed, by reason.",
             ("reason",),
         ),
         MetricSpec("i2v_progress_updates", "counter", "Progress writes to job rows."),
+        MetricSpec(
+            "i2v_storage_used_bytes",
+            "gauge",
+            "Bytes in the artifact store (pictures, videos, thumbnails, spritesheets), measured "
+            "by the retention sweeper at each sweep.",
+        ),
+        MetricSpec(
+            "i2v_storage_freed_bytes",
+            "counter",
+            "Bytes of video files removed, by reason (expired: past the retention; deleted: by "
+            "a DELETE request).",
+            ("reason",),
+        ),
+        MetricSpec(
+            "i2v_videos_expired",
+            "counter",
+            "Completed videos whose files the retention sweeper removed.",
+        ),
         *(
             MetricSpec(f"i2v_gpu_memory_{name}_bytes", "gauge", text, _GPU_REPLICA)
             for name, text in (
@@ -144,8 +188,16 @@ class _Registry:
         self.backlog = make("i2v_jobs_backlog")
         self.recoveries = make("i2v_recoveries")
         self.cache_hits = make("i2v_cache_hits")
+        self.webhook_attempts = make("i2v_webhook_attempts")
+        self.webhook_deliveries = make("i2v_webhook_deliveries")
+        self.webhook_latency = make(
+            "i2v_webhook_latency_seconds", boundaries=WEBHOOK_LATENCY_BUCKETS_S
+        )
         self.llm_fallbacks = make("i2v_llm_fallbacks")
         self.progress_updates = make("i2v_progress_updates")
+        self.storage_used = make("i2v_storage_used_bytes")
+        self.storage_freed = make("i2v_storage_freed_bytes")
+        self.videos_expired = make("i2v_videos_expired")
         self.gpu = {name: make(f"i2v_gpu_memory_{name}_bytes") for name in GPU_SERIES}
 
 
@@ -279,6 +331,24 @@ def cache_hit() -> None:
 
 
 @_never_raises
+def webhook_attempt(
+    event: str, outcome: str, final: str | None = None, latency_s: float | None = None
+) -> None:
+    """One webhook attempt; `final` (delivered or failed) when it ended the delivery, with the
+    latency from the job's end when delivered."""
+    registry = _metrics()
+    if registry is None:
+        return
+    tags = {"event": _label(event)}
+    known = outcome if outcome in WEBHOOK_OUTCOMES else "network_error"
+    registry.webhook_attempts.inc(tags={**tags, "outcome": known})
+    if final is not None:
+        registry.webhook_deliveries.inc(tags={**tags, "status": _label(final)})
+    if final == "delivered" and latency_s is not None and latency_s >= 0:
+        registry.webhook_latency.observe(float(latency_s), tags=tags)
+
+
+@_never_raises
 def llm_fallback(reason: str | None) -> None:
     """The LLM planner failed and the rules planner answered; also a `planner_fallback`."""
     registry = _metrics()
@@ -294,6 +364,24 @@ def progress_update() -> None:
     registry = _metrics()
     if registry is not None:
         registry.progress_updates.inc()
+
+
+@_never_raises
+def storage_used(total_bytes: int) -> None:
+    registry = _metrics()
+    if registry is not None:
+        registry.storage_used.set(total_bytes)
+
+
+@_never_raises
+def storage_freed(reason: Literal["expired", "deleted"], freed_bytes: int) -> None:
+    registry = _metrics()
+    if registry is None:
+        return
+    if freed_bytes > 0:
+        registry.storage_freed.inc(freed_bytes, tags={"reason": reason})
+    if reason == "expired":
+        registry.videos_expired.inc()
 
 
 @_never_raises

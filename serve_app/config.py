@@ -18,7 +18,13 @@ from ray.serve.schema import ServeDeploySchema
 
 from deployments.classifier.config import ClassifierConfig
 from deployments.generator.config import GeneratorConfig, GeneratorDeploymentConfig
-from deployments.ingress.config import AdmissionConfig, AuthConfig, IngressConfig
+from deployments.ingress.config import (
+    AdmissionConfig,
+    AuthConfig,
+    EventsConfig,
+    IngressConfig,
+    WebhookConfig,
+)
 from deployments.router.config import RouterConfig
 from i2v_core.config import QueueConfig, StoreConfig, TimeoutConfig, UploadLimits
 from i2v_core.domain import CATEGORIES
@@ -40,6 +46,8 @@ class AppConfig(BaseModel):
     timeouts: TimeoutConfig = Field(default_factory=TimeoutConfig)
     admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    webhooks: WebhookConfig = Field(default_factory=WebhookConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     router: RouterConfig = Field(default_factory=RouterConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
@@ -63,6 +71,14 @@ class AppConfig(BaseModel):
         unknown = set(self.deployments) - set(DEPLOYMENT_NAMES)
         if unknown:
             raise ValueError(f"unknown deployments {sorted(unknown)}; known: {DEPLOYMENT_NAMES}")
+        # Every open progress stream holds one of the Ingress replica's ongoing requests.
+        ongoing = self.deployments.get("Ingress", {}).get("max_ongoing_requests")
+        if ongoing is not None and ongoing <= self.events.max_streams_per_replica:
+            raise ValueError(
+                f"events.max_streams_per_replica ({self.events.max_streams_per_replica}) must be "
+                f"below the Ingress's max_ongoing_requests ({ongoing}): open streams would "
+                "leave no room for other requests"
+            )
         return self
 
     def ingress_config(self) -> IngressConfig:
@@ -76,6 +92,8 @@ class AppConfig(BaseModel):
             limits=self.router.limits,
             poll_after_ms=self.poll_after_ms,
             auth=self.auth,
+            webhooks=self.webhooks,
+            events=self.events,
         )
 
     def generator_deployment_config(self) -> GeneratorDeploymentConfig:

@@ -57,7 +57,7 @@ def service(tiny_models, redis_server, tmp_path_factory):
     """The whole application on Ray Serve, started once per test session."""
     import ray
 
-    from deployments.ingress.config import AdmissionConfig
+    from deployments.ingress.config import AdmissionConfig, WebhookConfig
     from i2v_core.artifacts import ArtifactStore
     from i2v_core.config import StoreConfig, UploadLimits
     from i2v_core.jobs import JobStore
@@ -69,12 +69,23 @@ def service(tiny_models, redis_server, tmp_path_factory):
     app = serve_file.app.model_copy(
         update={
             "stores": StoreConfig(
-                database_url=f"sqlite:///{state / 'i2v.db'}", artifact_dir=str(state / "artifacts")
+                database_url=f"sqlite:///{state / 'i2v.db'}",
+                artifact_dir=str(state / "artifacts"),
+                retention_sweep_s=1.0,
             ),
             "queue": serve_file.app.queue.model_copy(update={"redis_url": redis_server.url}),
             "uploads": UploadLimits(max_image_bytes=2 * 1024 * 1024, max_image_pixels=4_000_000),
             "poll_after_ms": 100,
             "admission": AdmissionConfig(max_backlog=8, retry_after_s=2),
+            # Webhook receivers of the tests listen on 127.0.0.1; retries come fast.
+            "webhooks": WebhookConfig(
+                poll_s=0.2,
+                retry_schedule_s=[0.5] * 20,
+                retry_jitter=0,
+                timeout_s=5,
+                lease_s=10,  # a claim of a killed sender lapses soon
+                allow_networks=["127.0.0.1/32"],
+            ),
         }
     )
     serve_file = serve_file.model_copy(update={"app": app, "port": free_port()})

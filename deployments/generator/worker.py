@@ -8,12 +8,19 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 
 from deployments.generator.engine import GenerationRequest
 from deployments.generator.generation import Generation
 from deployments.generator.recovery import OutOfMemory
-from deployments.generator.video import encode_mp4, encode_thumbnail
+from deployments.generator.video import (
+    decode_frames,
+    encode_mp4,
+    encode_spritesheet,
+    encode_thumbnail,
+    join_extension,
+)
 from i2v_core import metrics
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.images import load_rgb
@@ -123,6 +130,7 @@ class JobRunner:
             "torch_threads": torch.get_num_threads(),
         }
         try:
+            prefix = self._prefix_frames(job, timings)
             t0 = time.perf_counter()
             generated = self.generation(
                 self._request(job), ProgressReporter(self.jobs, job_id, deadline)
@@ -130,9 +138,12 @@ class JobRunner:
             timings["generate"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             ran = generated.request
-            mp4 = encode_mp4(generated.frames, ran.fps)
-            thumbnail = encode_thumbnail(generated.frames[0])
-            self.artifacts.put_video(job_id, mp4, thumbnail)
+            frames = generated.frames
+            if prefix is not None:  # an extension: the source's frames, then the new ones
+                frames = join_extension(prefix, frames)
+            mp4 = encode_mp4(frames, ran.fps)
+            thumbnail = encode_thumbnail(frames[0])
+            self.artifacts.put_video(job_id, mp4, thumbnail, encode_spritesheet(frames))
             timings["encode"] = time.perf_counter() - t0
         except GenerationStopped as exc:
             return self._fail(job_id, exc.code, exc.message, timings, started, log_extra)
@@ -155,6 +166,8 @@ class JobRunner:
 
         timings["total"] = time.time() - job.created_at
         detail.update(batch_size=generated.batch_size, step_downs=generated.step_downs)
+        if prefix is not None:
+            detail.update(prefix_frames=len(prefix), total_frames=len(frames))
         trace = [{"stage": "generate", "decision": "completed", "detail": detail}]
         params = {
             **job.params,
@@ -172,6 +185,21 @@ class JobRunner:
         logger.info("job completed", extra={**log_extra, "timings": timings})
         metrics.job_finished("completed", None, timings)
         return COMPLETED
+
+    def _prefix_frames(self, job: Job, timings: dict[str, float]) -> np.ndarray | None:
+        """The frames of the video an extension begins with, at the job's size (None for other
+        jobs), decoded before any GPU work."""
+        if job.prefix_video is None:
+            return None
+        path = self.artifacts.source_video_path(job.prefix_video)
+        if not path.exists():
+            raise GenerationStopped(
+                "source_video_missing", "The video this extension begins with is missing."
+            )
+        t0 = time.perf_counter()
+        frames = decode_frames(path, (job.params["width"], job.params["height"]))
+        timings["decode_source"] = time.perf_counter() - t0
+        return frames
 
     def _request(self, job: Job) -> GenerationRequest:
         params = job.params

@@ -18,7 +18,7 @@ from deployments.classifier.protocol import Classification, Picture
 from deployments.generator.protocol import TASK_NAME
 from deployments.ingress.auth import admin_secret_from_env
 from deployments.ingress.config import IngressConfig
-from deployments.ingress.expiry import DeadlineSweeper
+from deployments.ingress.expiry import DeadlineSweeper, RetentionSweeper
 from deployments.ingress.protocol import job_store
 from deployments.ingress.routes import build_api
 from deployments.ingress.services import build_services
@@ -43,10 +43,11 @@ class Ingress:
         self._generator = generator
         self._queue = instantiate_adapter_from_config(config.queue.task_processor_config())
         jobs = job_store(config.stores, config.queue)
+        artifacts = ArtifactStore(config.stores.artifact_dir)
         self.services = build_services(
             config,
             jobs,
-            ArtifactStore(config.stores.artifact_dir),
+            artifacts,
             classify=self._classify,
             plan=self._plan,
             enqueue=self._enqueue,
@@ -56,6 +57,11 @@ class Ingress:
         metrics.watch_backlog(jobs.count)
         self._sweeper = DeadlineSweeper(
             jobs, config.timeouts.job_deadline_s, config.timeouts.deadline_sweep_s
+        ).start()
+        # Sends the webhook outbox (every replica; claims keep them from sending one twice).
+        self._webhooks = self.services.webhooks.sender(config.queue.redis_url).start()
+        self._retention = RetentionSweeper(
+            jobs, artifacts, config.queue.redis_url, config.stores.retention_sweep_s
         ).start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -58,8 +58,14 @@ class Draft:
     previous: GenerationParams | None = None
     history: list[str] = field(default_factory=list)
     idempotency_key: str | None = None
+    webhook_url: str | None = None  # checked already (`WebhookService.check_job_url`)
     timings: dict[str, float] = field(default_factory=dict)
     trace: list[dict] = field(default_factory=list)
+    # Extensions and edits (`continuations.py`): which, the video of ours it starts from, and
+    # the stored source video the result begins with (extensions only).
+    operation: str | None = None
+    source_video_id: str | None = None
+    prefix_video: str | None = None
 
 
 class JobIntake:
@@ -83,6 +89,17 @@ class JobIntake:
         self._classify = classify
         self._plan = plan
         self._enqueue = enqueue
+
+    def check_model(self, model: str | None) -> None:
+        """The `model` a request names must be this service's (or absent)."""
+        if model not in (None, "", self.config.model_name):
+            raise APIError(
+                404,
+                f"The model '{model}' does not exist; this service runs "
+                f"'{self.config.model_name}'.",
+                param="model",
+                code="model_not_found",
+            )
 
     def attach_picture(self, draft: Draft, upload: bytes | None, image_url: str | None) -> None:
         """The uploaded picture, or else the session's last one with its category."""
@@ -187,7 +204,8 @@ class JobIntake:
             remixed_from=draft.remixed_from,
             image_sha256=image.sha256,
             image_name=image.name,
-            cache_key=cache_key(image.sha256, plan),
+            # An extension's result begins with its source video, which the key does not cover.
+            cache_key=cache_key(image.sha256, plan) if draft.prefix_video is None else None,
             idempotency_key=(
                 scoped_idempotency_key(draft.caller.project, draft.idempotency_key)
                 if draft.idempotency_key is not None
@@ -199,6 +217,10 @@ class JobIntake:
             plan=plan.model_dump(exclude={"trace"}),
             timings=draft.timings,
             trace=draft.trace,
+            operation=draft.operation,
+            source_video_id=draft.source_video_id,
+            prefix_video=draft.prefix_video,
+            webhook_url=draft.webhook_url,
         )
         recorded = await run_in_threadpool(self._record_and_enqueue, job, image, draft.caller)
         if recorded is not job:  # a concurrent retry with the same Idempotency-Key won

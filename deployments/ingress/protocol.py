@@ -13,6 +13,14 @@ from i2v_core.events import JobEventPublisher
 from i2v_core.jobs import Job, JobStore
 from i2v_core.webhooks import WebhookOutbox
 
+# What `GET /v1/videos/{id}/content?variant=` serves, and as which media type.
+ContentVariant = Literal["video", "thumbnail", "spritesheet"]
+CONTENT_TYPES: dict[str, str] = {
+    "video": "video/mp4",
+    "thumbnail": "image/webp",
+    "spritesheet": "image/jpeg",
+}
+
 
 class VideoError(BaseModel):
     code: str
@@ -46,6 +54,15 @@ class Video(BaseModel):
         default=False,
         description="the files are gone: kept until `expires_at`, then removed (the row stays)",
     )
+    operation: Literal["extension", "edit"] | None = Field(
+        default=None,
+        description="how the video was made from another one (POST /v1/videos/extensions or "
+        "/v1/videos/edits); null for a video made from a picture",
+    )
+    source_video_id: str | None = Field(
+        default=None,
+        description="the video of yours it extends or edits (null for an uploaded video)",
+    )
 
 
 def video_of(job: Job) -> Video:
@@ -77,6 +94,8 @@ def video_of(job: Job) -> Video:
         timings=job.timings,
         trace=job.trace,
         expired=job.expired_at is not None,
+        operation=cast(Literal["extension", "edit"] | None, job.operation),
+        source_video_id=job.source_video_id,
     )
 
 
@@ -98,6 +117,21 @@ def job_store(stores: StoreConfig, queue: QueueConfig) -> JobStore:
         retention_s=stores.retention_s,
         on_final=WebhookOutbox(video_payload),
         on_change=JobEventPublisher(queue.redis_url),
+    )
+
+
+class VideoProgress(BaseModel):
+    """The data of a `status` or `progress` event of `GET /v1/videos/{id}/events`: a video's
+    status and progress at one moment (the stream ends with a `video` event: the Video)."""
+
+    id: str = Field(description="the video's id")
+    object: Literal["video.progress"] = "video.progress"
+    status: VideoStatus
+    progress: int = Field(ge=0, le=100)
+    published_at: float | None = Field(
+        default=None,
+        description="when the change was published (Unix seconds, fractional); null on the "
+        "first event, which is the state read from the record",
     )
 
 
@@ -170,3 +204,51 @@ class ApiKeyRevoked(BaseModel):
     id: str
     object: Literal["api_key"] = "api_key"
     revoked: bool = True
+
+
+class ProjectWebhook(BaseModel):
+    """A project's webhook settings: its default URL and whether it has a signing secret."""
+
+    object: Literal["project.webhook"] = "project.webhook"
+    project: str
+    url: str | None = Field(description="where the project's events go unless a job names one")
+    has_secret: bool = Field(description="whether the project has a signing secret")
+    updated_at: float | None = Field(default=None, description="unix seconds")
+    secret: str | None = Field(
+        default=None,
+        description="the signing secret (`whsec_...`): only in the answer that created or "
+        "rotated it, store it now; otherwise null",
+    )
+
+
+class WebhookAttemptInfo(BaseModel):
+    """One attempt at a delivery."""
+
+    attempt: int = Field(ge=1)
+    started_at: float = Field(description="unix seconds")
+    duration_s: float
+    status_code: int | None = Field(description="the receiver's HTTP status; null if none came")
+    error: str | None = None
+
+
+class WebhookDeliveryInfo(BaseModel):
+    """One event sent (or being sent) to a webhook, with every attempt."""
+
+    id: str = Field(description="the event's `webhook-id` (the same on every attempt)")
+    object: Literal["webhook_delivery"] = "webhook_delivery"
+    event_type: Literal["video.completed", "video.failed", "video.cancelled"]
+    url: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int = Field(ge=0)
+    created_at: float = Field(description="when the job ended (unix seconds)")
+    delivered_at: float | None = None
+    next_attempt_at: float | None = Field(
+        default=None, description="when the next attempt is due, while pending"
+    )
+    last_error: str | None = None
+    attempts_detail: list[WebhookAttemptInfo]
+
+
+class WebhookDeliveryList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[WebhookDeliveryInfo]

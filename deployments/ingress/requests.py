@@ -30,6 +30,7 @@ from i2v_core.domain import CATEGORIES, VideoStatus
 from i2v_core.errors import APIError, invalid, validation_error
 
 M = TypeVar("M", bound=BaseModel)
+V = TypeVar("V", bound="VideoSourceForm")
 
 # No control characters: what a session id, an idempotency key or a search may contain.
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -101,6 +102,7 @@ class CreateVideoForm(FormModel):
     category: Literal[CATEGORIES] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
         default=None, description="the picture's category: the classifier is skipped"
     )
+    webhook_url: str | SkipJsonSchema[None] = None  # per config
 
     def size_pixels(self) -> tuple[int, int] | None:
         if self.size is None:
@@ -156,6 +158,57 @@ class RemixBody(BaseModel):
     prompt: str  # per config
 
 
+UploadedVideo = Annotated[Picture, WithJsonSchema({"type": "string", "format": "binary"})]
+
+
+class VideoSourceForm(FormModel):
+    """A new video from an existing one: the video as an uploaded file (`video`) or as a
+    completed video of yours (`video[id]`), exactly one of the two."""
+
+    prompt: str  # per config
+    video: UploadedVideo | SkipJsonSchema[None] = None  # per config
+    video_id: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)] | SkipJsonSchema[None]
+    ) = Field(
+        default=None,
+        alias="video[id]",
+        description="the id of a completed video of yours instead of a file (openai client: "
+        '`video=openai.omit, extra_body={"video[id]": id}`)',
+    )
+    model: str | SkipJsonSchema[None] = Field(
+        default=None, description="the model; this service runs one"
+    )
+    seed: int | None = None  # per config
+    num_inference_steps: int | None = None  # per config
+    guidance_scale: float | None = None  # per config
+    category: Literal[CATEGORIES] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
+        default=None, description="the frame's category: the classifier is skipped"
+    )
+
+    @field_validator("video", mode="before")
+    @classmethod
+    def _a_video_file(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("must be a file upload; name a video of yours with video[id]")
+        return value
+
+
+class ExtendVideoForm(VideoSourceForm):
+    """Extend a video: its last frame starts `seconds` more, at the video's size and frame rate;
+    the result is one MP4 of the video followed by the new frames."""
+
+    seconds: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = Field(
+        description="the length of the new segment; with the video's fps it sets the frames "
+        "(clamped to the limits)"
+    )
+
+
+class EditVideoForm(VideoSourceForm):
+    """Edit a video: a new video generated from its first frame, the instruction revising the
+    video's prompt (when the video is ours) as a remix does. The pixels of the video are not
+    edited."""
+
+
 @dataclass(frozen=True)
 class RequestModels:
     create: type[CreateVideoForm]
@@ -163,6 +216,8 @@ class RequestModels:
     message_text: type[MessageText]
     remix: type[RemixBody]
     list_query: type[ListQuery]
+    extend: type[ExtendVideoForm]
+    edit: type[EditVideoForm]
 
 
 def request_models(config: IngressConfig) -> RequestModels:
@@ -218,7 +273,45 @@ def request_models(config: IngressConfig) -> RequestModels:
         num_inference_steps=ranged(int, limits.min_steps, limits.max_steps),
         guidance_scale=ranged(float, limits.min_guidance, limits.max_guidance),
         fps=ranged(int, limits.min_fps, limits.max_fps),
+        webhook_url=(
+            _optional(
+                Annotated[
+                    str,
+                    Field(
+                        min_length=1,
+                        max_length=config.webhooks.max_url_chars,
+                        description="where this job's final event (video.completed, "
+                        "video.failed or video.cancelled) is POSTed, signed per Standard "
+                        "Webhooks with the project's secret; instead of the project's default "
+                        "URL. http(s) to a public address (API keys required)",
+                    ),
+                ]
+            ),
+            None,
+        ),
     )
+    video: Any = (
+        _optional(UploadedVideo),
+        Field(
+            default=None,
+            description=f"the video ({', '.join(uploads.video_containers)}; at most "
+            f"{uploads.max_video_bytes} bytes, {uploads.max_video_seconds:g} s, "
+            f"{uploads.max_video_frames} frames and {uploads.max_video_pixels} pixels a frame)",
+        ),
+    )
+
+    def source_form(base: type[V]) -> type[V]:
+        return create_model(
+            base.__name__,
+            __base__=base,
+            __doc__=base.__doc__,
+            prompt=text,
+            video=video,
+            seed=ranged(int, 0, limits.max_seed),
+            num_inference_steps=ranged(int, limits.min_steps, limits.max_steps),
+            guidance_scale=ranged(float, limits.min_guidance, limits.max_guidance),
+        )
+
     return RequestModels(
         create=create,
         message=create_model(
@@ -235,6 +328,8 @@ def request_models(config: IngressConfig) -> RequestModels:
         list_query=create_model(
             "ListQuery", __base__=ListQuery, __doc__=ListQuery.__doc__, session_id=session_id
         ),
+        extend=source_form(ExtendVideoForm),
+        edit=source_form(EditVideoForm),
     )
 
 
@@ -309,3 +404,14 @@ class CreateKeyRequest(BaseModel):
     )
     requests_per_minute: int | None = Field(default=None, gt=0, le=1_000_000)
     max_active_jobs: int | None = Field(default=None, gt=0, le=1_000_000)
+
+
+class ProjectWebhookRequest(BaseModel):
+    """A project's webhook settings: `url` sets its default URL (null clears it; left out, it
+    stays); the signing secret is created on the first call and replaced with `rotate_secret`.
+    The answer shows a new secret once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, min_length=1, max_length=8192)
+    rotate_secret: bool = False

@@ -4,9 +4,9 @@ conversation routes, health and the web page. Routes parse (the models of `reque
 OpenAI's error body."""
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path as FilePath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
@@ -16,16 +16,26 @@ from fastapi.staticfiles import StaticFiles
 
 from deployments.ingress.auth import OPEN, Caller
 from deployments.ingress.config import IngressConfig
+from deployments.ingress.events import (
+    EventStreamResponse,
+    VideoStream,
+    last_event_id,
+    stream_responses,
+)
 from deployments.ingress.protocol import (
+    CONTENT_TYPES,
     ApiKeyCreated,
     ApiKeyInfo,
     ApiKeyList,
     ApiKeyRevoked,
     ChatReply,
+    ContentVariant,
+    ProjectWebhook,
     SessionMessages,
     Video,
     VideoDeleted,
     VideoList,
+    WebhookDeliveryList,
 )
 from deployments.ingress.requests import (
     HEADER_TEXT,
@@ -33,6 +43,7 @@ from deployments.ingress.requests import (
     CreateKeyRequest,
     MessageForm,
     MessageText,
+    ProjectWebhookRequest,
     multipart_body,
     read_form,
     request_models,
@@ -55,6 +66,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "the key may not use this route",
         404: "no such video or model",
         409: "the video is not ready",
+        410: "the video expired: its files were removed (its record remains)",
         413: "the upload is too large",
         415: "the body is not multipart/form-data",
         429: "over capacity or over the key's limits; retry after Retry-After seconds",
@@ -139,30 +151,74 @@ def build_api(config: IngressConfig, services: Services, readiness: ReadinessChe
     def retrieve_video(video_id: VIDEO_ID, caller: CallerDep) -> JSONResponse:
         return answer(videos.retrieve(video_id, caller.project))
 
+    async def open_stream(
+        video_id: VIDEO_ID,
+        caller: CallerDep,
+        resume: Annotated[
+            str | None,
+            Header(
+                alias="Last-Event-ID",
+                max_length=64,
+                pattern=HEADER_TEXT,
+                description="the id of the last event received: a reconnecting client skips "
+                "the current state when it has it already",
+            ),
+        ] = None,
+    ) -> AsyncIterator[VideoStream]:
+        """Opens the stream before the answer starts (404, 429 and 503 stay real statuses)
+        and closes it when the answer ends or the client goes away."""
+        stream = await services.events.open(video_id, caller, last_event_id(resume))
+        try:
+            yield stream
+        finally:
+            await stream.close()
+
+    @app.get(
+        "/v1/videos/{video_id}/events",
+        response_class=EventStreamResponse,
+        responses=stream_responses(errs(400, 404, 429, 503)),
+        summary="Follow a video's status and progress as Server-Sent Events",
+    )
+    async def video_events(
+        stream: Annotated[VideoStream, Depends(open_stream)],
+    ) -> EventStreamResponse:
+        """One event per change of status or progress (every denoising step), the final Video,
+        then the end of the stream. A key holds at most `events.max_streams_per_key` open."""
+        return EventStreamResponse(stream.frames())
+
     @app.delete("/v1/videos/{video_id}", response_model=VideoDeleted, responses=errs(400, 404))
     def delete_video(video_id: VIDEO_ID, caller: CallerDep) -> VideoDeleted:
         return videos.delete(video_id, caller.project)
+
+    @app.get(
+        "/v1/videos/{video_id}/webhook_deliveries",
+        response_model=WebhookDeliveryList,
+        responses=errs(400, 404),
+        summary="The webhook events of a video, with every delivery attempt",
+    )
+    def list_webhook_deliveries(video_id: VIDEO_ID, caller: CallerDep) -> WebhookDeliveryList:
+        return services.webhooks.deliveries(video_id, caller.project)
 
     @app.get(
         "/v1/videos/{video_id}/content",
         response_class=FileResponse,
         responses={
             200: {
-                "description": "the MP4, or the thumbnail as WebP",
+                "description": "the MP4, the thumbnail as WebP, or the spritesheet (a grid of "
+                "evenly spaced frames, row by row) as JPEG",
                 "content": {
-                    "video/mp4": {"schema": {"type": "string", "format": "binary"}},
-                    "image/webp": {"schema": {"type": "string", "format": "binary"}},
+                    media_type: {"schema": {"type": "string", "format": "binary"}}
+                    for media_type in CONTENT_TYPES.values()
                 },
             },
-            **errs(400, 404, 409),
+            **errs(400, 404, 409, 410),
         },
     )
     def download_content(
-        video_id: VIDEO_ID, caller: CallerDep, variant: Literal["video", "thumbnail"] = "video"
+        video_id: VIDEO_ID, caller: CallerDep, variant: ContentVariant = "video"
     ) -> FileResponse:
         path = videos.content_path(video_id, variant, caller.project)
-        media_type = "video/mp4" if variant == "video" else "image/webp"
-        return FileResponse(path, media_type=media_type, filename=path.name)
+        return FileResponse(path, media_type=CONTENT_TYPES[variant], filename=path.name)
 
     @app.post(
         "/v1/videos/{video_id}/remix",
@@ -178,6 +234,30 @@ def build_api(config: IngressConfig, services: Services, readiness: ReadinessChe
     async def remix_video(video_id: VIDEO_ID, request: Request, caller: CallerDep) -> JSONResponse:
         body = validated(models.remix, await _json_body(request))
         return answer(await videos.remix(video_id, body.prompt, caller))
+
+    max_video_bytes = config.uploads.max_video_bytes
+
+    @app.post(
+        "/v1/videos/extensions",
+        response_model=Video,
+        openapi_extra=multipart_body(models.extend),
+        responses=errs(400, 404, 409, 410, 413, 415, 429, 503),
+        summary="Extend a video: its last frame starts `seconds` more; one MP4 of both",
+    )
+    async def extend_video(request: Request, caller: CallerDep) -> JSONResponse:
+        form = await read_form(request, models.extend, max_video_bytes)
+        return answer(await services.continuations.extend(form, caller))
+
+    @app.post(
+        "/v1/videos/edits",
+        response_model=Video,
+        openapi_extra=multipart_body(models.edit),
+        responses=errs(400, 404, 409, 410, 413, 415, 429, 503),
+        summary="Edit a video: a new video from its first frame, the prompt revised",
+    )
+    async def edit_video(request: Request, caller: CallerDep) -> JSONResponse:
+        form = await read_form(request, models.edit, max_video_bytes)
+        return answer(await services.continuations.edit(form, caller))
 
     # --- conversations ---------------------------------------------------------------------
 
@@ -305,7 +385,9 @@ def _add_admin_routes(app: FastAPI, services: Services) -> None:
     ) -> None:
         if not auth.caller(request.headers.get("authorization")).is_admin:
             raise APIError(
-                403, "Only the admin key may manage API keys.", code="insufficient_permissions"
+                403,
+                "Only the admin key may use the admin routes (keys, project webhooks).",
+                code="insufficient_permissions",
             )
 
     def info(key: ApiKey) -> dict[str, Any]:
@@ -373,3 +455,55 @@ def _add_admin_routes(app: FastAPI, services: Services) -> None:
             extra={"key_id": key.id, "key_name": key.name, "project": key.project},
         )
         return ApiKeyRevoked(id=key.id)
+
+    _add_webhook_admin_routes(app, services, guarded, admin_errors)
+
+
+PROJECT = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="a project",
+    ),
+]
+
+
+def _add_webhook_admin_routes(
+    app: FastAPI, services: Services, guarded: list[Any], admin_errors: dict[int | str, Any]
+) -> None:
+    """`/v1/admin/projects/{project}/webhook`: a project's default webhook URL and its signing
+    secret, with the admin key only. The secret is shown in the answer that creates or rotates
+    it, never again."""
+    webhooks = services.webhooks
+
+    @app.get(
+        "/v1/admin/projects/{project}/webhook",
+        response_model=ProjectWebhook,
+        responses=admin_errors,
+        dependencies=guarded,
+        tags=["admin"],
+    )
+    def get_project_webhook(project: PROJECT) -> ProjectWebhook:
+        return webhooks.settings(project)
+
+    @app.put(
+        "/v1/admin/projects/{project}/webhook",
+        response_model=ProjectWebhook,
+        responses=admin_errors,
+        dependencies=guarded,
+        tags=["admin"],
+    )
+    def put_project_webhook(project: PROJECT, body: ProjectWebhookRequest) -> ProjectWebhook:
+        settings = webhooks.configure(
+            project, body.model_dump(include=body.model_fields_set & {"url"}), body.rotate_secret
+        )
+        audit.info(
+            "admin: project %s webhook set (url %s, secret %s)",
+            project,
+            "set" if settings.url else "none",
+            "new" if settings.secret else "kept",
+            extra={"project": project},
+        )
+        return settings

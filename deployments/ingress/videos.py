@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Literal
 
 from starlette.concurrency import run_in_threadpool
 
@@ -15,8 +14,9 @@ from deployments.ingress.admission import Admission
 from deployments.ingress.auth import OPEN, OPEN_PROJECT, Caller
 from deployments.ingress.config import IngressConfig
 from deployments.ingress.intake import Draft, JobIntake
-from deployments.ingress.protocol import Video, VideoDeleted, VideoList, video_of
+from deployments.ingress.protocol import ContentVariant, Video, VideoDeleted, VideoList, video_of
 from deployments.ingress.requests import CreateVideoForm, ListQuery
+from deployments.ingress.webhooks import WebhookService
 from deployments.router.protocol import GenerationParams, UserParams
 from i2v_core import metrics
 from i2v_core.artifacts import ArtifactStore
@@ -34,12 +34,14 @@ class VideoService:
         artifacts: ArtifactStore,
         admission: Admission,
         intake: JobIntake,
+        webhooks: WebhookService | None = None,
     ):
         self.config = config
         self.jobs = jobs
         self.artifacts = artifacts
         self.admission = admission
         self.intake = intake
+        self.webhooks = webhooks or WebhookService(config.webhooks, jobs, auth_enabled=False)
 
     async def create(
         self, form: CreateVideoForm, caller: Caller = OPEN, idempotency_key: str | None = None
@@ -51,8 +53,10 @@ class VideoService:
             earlier = await run_in_threadpool(self.jobs.find_by_idempotency_key, stored_key)
             if earlier is not None:
                 return video_of(earlier)
+        if form.webhook_url is not None:
+            await run_in_threadpool(self.webhooks.check_job_url, form.webhook_url, caller)
         await run_in_threadpool(self.admission.admit, caller)
-        self._check_model(form.model)
+        self.intake.check_model(form.model)
         draft = Draft(
             instruction=form.prompt.strip(),
             session_id=form.session_id,
@@ -69,6 +73,7 @@ class VideoService:
             category=form.category,
             category_source="user" if form.category is not None else "classifier",
             idempotency_key=key,
+            webhook_url=form.webhook_url,
         )
         upload = form.input_reference.data if form.input_reference is not None else None
         await run_in_threadpool(self.intake.attach_picture, draft, upload, form.image_url)
@@ -150,9 +155,11 @@ class VideoService:
         job = self.jobs.delete(video_id, project)
         if job is None:
             raise not_found(video_id)
-        self.artifacts.delete_outputs(video_id)
+        metrics.storage_freed("deleted", self.artifacts.delete_outputs(video_id))
         if not self.jobs.image_in_use(job.image_sha256):
             self.artifacts.delete_image(job.image_name)
+        if job.prefix_video and not self.jobs.prefix_video_in_use(job.prefix_video):
+            self.artifacts.delete_source_video(job.prefix_video)
         logger.info(
             "job cancelled and deleted" if cancelled else "job deleted",
             extra={"job_id": video_id, "session_id": job.session_id},
@@ -160,7 +167,7 @@ class VideoService:
         return VideoDeleted(id=video_id)
 
     def content_path(
-        self, video_id: str, variant: Literal["video", "thumbnail"], project: str = OPEN_PROJECT
+        self, video_id: str, variant: ContentVariant, project: str = OPEN_PROJECT
     ) -> Path:
         job = self.jobs.get(video_id, project)
         if job is None:
@@ -172,11 +179,19 @@ class VideoService:
                 param="video_id",
                 code="video_not_ready",
             )
-        path = (
-            self.artifacts.video_path(video_id)
-            if variant == "video"
-            else self.artifacts.thumbnail_path(video_id)
-        )
+        if job.expired_at is not None:
+            raise APIError(
+                410,
+                f"Video '{video_id}' expired at {int(job.expires_at or job.expired_at)} (unix "
+                "time) and its files were removed; the video's record remains.",
+                param="video_id",
+                code="video_expired",
+            )
+        path = {
+            "video": self.artifacts.video_path,
+            "thumbnail": self.artifacts.thumbnail_path,
+            "spritesheet": self.artifacts.spritesheet_path,
+        }[variant](video_id)
         if not path.exists():
             raise APIError(
                 404,
@@ -185,13 +200,3 @@ class VideoService:
                 code="content_missing",
             )
         return path
-
-    def _check_model(self, model: str | None) -> None:
-        if model not in (None, "", self.config.model_name):
-            raise APIError(
-                404,
-                f"The model '{model}' does not exist; this service runs "
-                f"'{self.config.model_name}'.",
-                param="model",
-                code="model_not_found",
-            )

@@ -163,6 +163,7 @@ const state = {
   session: sessionStorage.getItem("i2v-session") || newSessionId(),
   current: null, // the Video shown in the job pane
   pollToken: 0,
+  stream: null, // the AbortController of the progress stream being read
   lastVideoId: null, // the conversation's last video: follow-ups remix it
   pendingQuestion: false,
   historyAfter: null,
@@ -335,9 +336,69 @@ function showJob(video) {
   }
 }
 
+// The job's progress stream (Server-Sent Events read through fetch, so the API key header goes
+// along): shows each status and progress as it happens and resolves with the final Video, or
+// with null when the stream is refused or breaks (the caller polls instead).
+async function streamJob(video, token) {
+  const controller = new AbortController();
+  state.stream = controller;
+  let current = video;
+  try {
+    const response = await fetch(`/v1/videos/${encodeURIComponent(video.id)}/events`, {
+      headers: { Accept: "text/event-stream", ...authHeaders() },
+      signal: controller.signal,
+    });
+    if (!response.ok || !response.body) return null;
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    let name = "";
+    let data = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done || token !== state.pollToken) return null;
+      buffer += value;
+      const lines = buffer.split(/\r?\n/);
+      buffer = lines.pop();
+      for (const line of lines) {
+        if (line === "") {
+          const body = data.length ? JSON.parse(data.join("\n")) : null;
+          const event = name;
+          name = "";
+          data = [];
+          if (!body) continue;
+          if (event === "video") return body;
+          if (event === "error") return null;
+          current = { ...current, status: body.status, progress: body.progress };
+          showJob(current);
+        } else if (line.startsWith("event:")) {
+          name = line.slice(6).trim();
+        } else if (line.startsWith("data:")) {
+          data.push(line.slice(5).replace(/^ /, ""));
+        }
+      }
+    }
+  } catch (error) {
+    return null;
+  } finally {
+    controller.abort();
+    if (state.stream === controller) state.stream = null;
+  }
+}
+
 async function follow(video) {
   const token = ++state.pollToken;
+  if (state.stream) state.stream.abort(); // the job shown before
   showJob(video);
+  if (!FINAL.includes(video.status)) {
+    const final = await streamJob(video, token);
+    if (token !== state.pollToken) return final || video; // another job is shown now
+    if (final) {
+      showJob(final);
+      loadHistory(true);
+      return final;
+    }
+    video = state.current && state.current.id === video.id ? state.current : video;
+  }
   let wait = 500;
   while (!FINAL.includes(video.status)) {
     await new Promise((resolve) => setTimeout(resolve, wait));

@@ -24,6 +24,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("source_video_id", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("prefix_video", sa.String(length=128), nullable=True))
         batch_op.create_index(batch_op.f("ix_jobs_expires_at"), ["expires_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_jobs_prefix_video"), ["prefix_video"], unique=False)
     op.create_table(
         "projects",
         sa.Column("project", sa.String(length=64), nullable=False),
@@ -79,6 +80,7 @@ def downgrade() -> None:
     op.drop_table("webhook_deliveries")
     op.drop_table("projects")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_jobs_prefix_video"))
         batch_op.drop_index(batch_op.f("ix_jobs_expires_at"))
         for column in (
             "prefix_video",

@@ -88,9 +88,11 @@ def test_artifact_store_is_content_addressed_and_cleans_up(tmp_path):
     path = store.put_image("abcdef.png", b"data")
     assert path == tmp_path / "images" / "ab" / "abcdef.png"
     assert store.put_image("abcdef.png", b"data") == path
-    store.put_video("video_1", b"mp4", b"webp")
+    store.put_video("video_1", b"mp4", b"webp", b"jpeg")
     assert store.video_path("video_1").read_bytes() == b"mp4"
     assert store.thumbnail_path("video_1").read_bytes() == b"webp"
-    store.delete_outputs("video_1")
+    assert store.spritesheet_path("video_1").read_bytes() == b"jpeg"
+    assert store.usage() == len(b"data" + b"mp4" + b"webp" + b"jpeg")
+    assert store.delete_outputs("video_1") == len(b"mp4" + b"webp" + b"jpeg")
     store.delete_image("abcdef.png")
     assert store.files() == []

@@ -119,6 +119,7 @@ def test_dashboard_covers_every_area():
         "Failures and recoveries",
         "GPU memory per replica",
         "Autoscaling",
+        "Webhooks and storage",
     }
 
 
