@@ -4,6 +4,7 @@ atomic (temp file, rename)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -110,8 +111,12 @@ class ArtifactStore:
         return size
 
     def usage(self) -> int:
-        """Bytes stored (every file under the root)."""
-        return sum(path.stat().st_size for path in self.files())
+        """Bytes stored (every file under the root); files removed meanwhile count nothing."""
+        total = 0
+        for path in self.files():
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size
+        return total
 
     def files(self) -> list[Path]:
         """Every stored file (temp files included), for checks that nothing was left behind."""

@@ -123,28 +123,32 @@ def test_a_client_that_goes_away_frees_its_place(service):
     queued = service.jobs.create(make_job())  # never enqueued: its stream would stay open
     redis_url = service.config.queue.redis_url
     before = _open_stream_places(redis_url)
-    with httpx.stream(
-        "GET", f"{service.base_url}/v1/videos/{queued.id}/events", timeout=30
-    ) as response:
-        parser = EventParser()
-        event = None
-        for line in response.iter_lines():
-            if (event := parser.feed(line)) is not None:
-                break
-        assert event is not None and event.event == "status"
-        assert event.json() | {"published_at": None} == {
-            "id": queued.id,
-            "object": "video.progress",
-            "status": "queued",
-            "progress": 0,
-            "published_at": None,
-        }
-        assert _open_stream_places(redis_url) == before + 1
-    deadline = time.monotonic() + 20
-    while _open_stream_places(redis_url) > before and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _open_stream_places(redis_url) == before
-    service.jobs.fail(queued.id, "cancelled", "test over")
+    try:
+        with httpx.stream(
+            "GET", f"{service.base_url}/v1/videos/{queued.id}/events", timeout=30
+        ) as response:
+            # One iterator for the whole block: an abandoned line iterator is closed when it is
+            # collected, and httpx then closes the connection (the client would leave early).
+            lines = response.iter_lines()
+            parser = EventParser()
+            event = None
+            while event is None:
+                event = parser.feed(next(lines))
+            assert event.event == "status"
+            assert event.json() | {"published_at": None} == {
+                "id": queued.id,
+                "object": "video.progress",
+                "status": "queued",
+                "progress": 0,
+                "published_at": None,
+            }
+            assert _open_stream_places(redis_url) == before + 1
+        deadline = time.monotonic() + 20
+        while _open_stream_places(redis_url) > before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _open_stream_places(redis_url) == before
+    finally:
+        service.jobs.fail(queued.id, "cancelled", "test over")
 
 
 def test_i2v_create_follows_the_stream(service, capsys, tmp_path, monkeypatch):
