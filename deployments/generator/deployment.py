@@ -17,9 +17,9 @@ from deployments.generator.generation import Generation
 from deployments.generator.leases import TaskLeases, current_task_id
 from deployments.generator.protocol import TASK_NAME
 from deployments.generator.worker import SKIPPED, JobRunner, Outcome
-from deployments.ingress.protocol import job_store
 from i2v_core import logs, metrics
 from i2v_core.artifacts import ArtifactStore
+from i2v_core.video_object import job_store
 
 logger = logging.getLogger("ray.serve")
 

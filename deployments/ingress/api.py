@@ -19,13 +19,13 @@ from deployments.generator.protocol import TASK_NAME
 from deployments.ingress.auth import admin_secret_from_env
 from deployments.ingress.config import IngressConfig
 from deployments.ingress.expiry import DeadlineSweeper, RetentionSweeper
-from deployments.ingress.protocol import job_store
 from deployments.ingress.routes import build_api
 from deployments.ingress.services import build_services
 from deployments.router.protocol import Plan, PlanRequest
 from i2v_core import logs, metrics
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.errors import too_many_requests
+from i2v_core.video_object import job_store
 
 
 @serve.ingress()

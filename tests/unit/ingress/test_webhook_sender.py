@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from deployments.ingress.config import WebhookConfig
-from deployments.ingress.protocol import video_payload
 from deployments.ingress.routes import build_api
 from deployments.ingress.services import build_services
 from deployments.ingress.url_guard import RefusedURL, UrlGuard
@@ -29,6 +28,7 @@ from deployments.ingress.webhooks import (
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.errors import APIError
 from i2v_core.jobs import Base, JobStore, WebhookDelivery
+from i2v_core.video_object import video_payload
 from i2v_core.webhooks import WebhookOutbox, WebhookStore, new_secret
 from i2v_testing.jobs import make_job
 from serve_app.config import AppConfig
