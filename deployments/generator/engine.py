@@ -19,6 +19,7 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 
 from deployments.generator.config import FaultInjection, GeneratorConfig
 from deployments.generator.pipeline import PatchedI2VGenXLPipeline
+from deployments.generator.torch_thread import TorchThread
 
 StepCallback = Callable[[int, int], None]
 """Called as (steps_done, total_steps) after each denoising step; raising aborts the run."""
@@ -86,16 +87,22 @@ class GeneratorEngine:
         if self.device.type == "cuda" and config.memory_fraction is not None:
             # Before loading, so that the weights count against the budget too.
             torch.cuda.set_per_process_memory_fraction(float(config.memory_fraction), self.device)
-        self.pipe = PatchedI2VGenXLPipeline.from_pretrained(config.model, dtype=self.dtype)
-        self.pipe.to(self.device)
-        _use_sdpa_attention(self.pipe)
-        if config.vae_slicing:
-            self.pipe.vae.enable_slicing()
-        if config.vae_tiling:
-            self.pipe.vae.enable_tiling()
+        # Whichever thread calls the engine, its torch work runs here (see torch_thread.py).
+        self.torch_thread = TorchThread("generator-torch")
+        self.pipe = self.torch_thread.run(self._load, config)
         # The pipeline keeps per-call state (guidance, generator, scheduler timesteps) and the
         # step hook sits on the shared UNet, so runs on one engine take turns.
         self._lock = threading.Lock()
+
+    def _load(self, config: GeneratorConfig) -> PatchedI2VGenXLPipeline:
+        pipe = PatchedI2VGenXLPipeline.from_pretrained(config.model, dtype=self.dtype)
+        pipe.to(self.device)
+        _use_sdpa_attention(pipe)
+        if config.vae_slicing:
+            pipe.vae.enable_slicing()
+        if config.vae_tiling:
+            pipe.vae.enable_tiling()
+        return pipe
 
     @property
     def size_multiple(self) -> int:
@@ -135,7 +142,7 @@ class GeneratorEngine:
         # 3. Denoise and decode
         with self._lock, _forward_hook(self.pipe.unet, hook):
             try:
-                frames = self._run(requests)
+                frames = self.torch_thread.run(self._run, requests)
             except _AllItemsAborted:
                 return [BatchItemResult(frames=None, error=error) for error in hook.errors]
 

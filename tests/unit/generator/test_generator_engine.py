@@ -7,6 +7,7 @@ import dataclasses
 import io
 import math
 import pathlib
+import threading
 
 import av
 import numpy as np
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 
 from deployments.generator.config import GeneratorConfig
 from deployments.generator.engine import GenerationRequest, GeneratorEngine
+from deployments.generator.torch_thread import TorchThread
 from deployments.generator.video import encode_mp4, encode_thumbnail
 
 CPU = torch.device("cpu")
@@ -158,6 +160,38 @@ def test_raising_from_on_step_aborts_and_leaves_no_hook(engine: GeneratorEngine)
     frames = engine.generate(_request(), on_step=lambda done, total: after.append((done, total)))
     assert after == [(1, 2), (2, 2)]
     assert frames.shape == (4, 48, 64, 3)
+
+
+def test_every_run_uses_the_engines_one_torch_thread(engine: GeneratorEngine) -> None:
+    """Two OpenMP teams on two cores make libgomp sleep between kernels (torch_thread.py): runs
+    called from any thread must denoise on the engine's own thread, with the same frames."""
+    denoised_on: dict[str, set[int]] = {}
+    frames: dict[str, np.ndarray] = {}
+
+    def run(caller: str) -> None:
+        threads = denoised_on.setdefault(caller, set())
+        frames[caller] = engine.generate(
+            _request(), on_step=lambda done, total: threads.add(threading.get_ident())
+        )
+
+    callers = [threading.Thread(target=run, args=(f"caller {i}",)) for i in range(3)]
+    for caller in callers:
+        caller.start()
+    run("main")
+    for caller in callers:
+        caller.join()
+    assert len(frames) == 4
+    assert denoised_on == {name: {engine.torch_thread.ident} for name in frames}
+    assert engine.torch_thread.ident not in {c.ident for c in callers} | {threading.get_ident()}
+    for name in frames:
+        np.testing.assert_array_equal(frames[name], frames["main"])
+
+
+def test_torch_thread_runs_nested_calls_and_raises_what_the_call_raised() -> None:
+    torch_thread = TorchThread("test")
+    assert torch_thread.run(lambda: torch_thread.run(threading.get_ident)) == torch_thread.ident
+    with pytest.raises(ZeroDivisionError):
+        torch_thread.run(lambda: 1 / 0)
 
 
 @pytest.mark.parametrize(
