@@ -71,9 +71,14 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Serving overhead, throughput at capacity, then time to ready (last: each of its runs starts and
+# stops `make serve`, Redis included). bench/RESULTS.md records what each printed.
 bench: install models redis-start
 	@status=0; $(PY) bench/serving_overhead.py --config $(CONFIG) || status=$$?; \
-	  $(MAKE) --no-print-directory redis-stop; exit $$status
+	  $(PY) bench/throughput_at_capacity.py --config $(CONFIG) || status=$$?; \
+	  $(MAKE) --no-print-directory redis-stop; \
+	  $(PY) bench/time_to_ready.py --command "$(MAKE) --no-print-directory serve CONFIG=$(CONFIG)" || status=$$?; \
+	  exit $$status
 
 clean:
 	rm -rf var out

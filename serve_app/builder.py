@@ -25,6 +25,12 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
 
 def _deployment(cls: type, config: AppConfig, name: str) -> Deployment:
     options = {**DEFAULT_OPTIONS[name], **config.deployments.get(name, {})}
+    # Ray Serve 2.60 stores an unset num_gpus as None, and its controller's usage count then
+    # compares None > 0 and logs "Exception updating application state" once per deployment at
+    # every start: say 0 when the config does not.
+    actor_options = options.get("ray_actor_options") or {}
+    if actor_options.get("num_gpus") is None:
+        options["ray_actor_options"] = {**actor_options, "num_gpus": 0}
     return cast(Deployment, serve.deployment(cls)).options(name=name, **options)
 
 

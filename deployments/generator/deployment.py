@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
-from PIL import Image
 from ray.serve.task_consumer import task_consumer, task_handler
 
 from deployments.generator.config import GeneratorDeploymentConfig
-from deployments.generator.engine import GenerationRequest, GeneratorEngine
-from deployments.generator.generation import Generation
 from deployments.generator.leases import TaskLeases, current_task_id
+from deployments.generator.outcome import SKIPPED, Outcome
 from deployments.generator.protocol import TASK_NAME
-from deployments.generator.worker import SKIPPED, JobRunner, Outcome
 from i2v_core import logs, metrics
 from i2v_core.artifacts import ArtifactStore
+from i2v_core.startup import ConstructorClock
 from i2v_core.video_object import job_store
+
+if TYPE_CHECKING:
+    from deployments.generator.engine import GeneratorEngine
+    from deployments.generator.worker import JobRunner
 
 logger = logging.getLogger("ray.serve")
 
@@ -44,6 +47,7 @@ class Generator:
     finds no healthy replica in its delivery attempts fails with `no_healthy_replica`."""
 
     def __init__(self, config: GeneratorDeploymentConfig):
+        clock = ConstructorClock()
         logs.keep_job_ids()
         self.config = config
         self._in_flight = 0
@@ -52,10 +56,20 @@ class Generator:
         self.leases = TaskLeases(config.queue.redis_url, config.queue.visibility_timeout_s)
         self.load_error: str | None = None
         self.runner: JobRunner | None = None
+        clock.lap("stores")
         try:
+            # Imported here, in the replica: the process that builds the application (`make
+            # serve`, `serve deploy`) imports this module only to bind it, without torch.
+            from deployments.generator.engine import GeneratorEngine
+            from deployments.generator.generation import Generation
+            from deployments.generator.worker import JobRunner
+
+            clock.lap("imports")
             engine = GeneratorEngine(config.generator)
+            clock.lap("load")
             if config.warmup:
                 self._warm_up(engine, config)
+                clock.lap("warm_up")
         except Exception as exc:
             logger.exception("the generator model failed to load")
             self.load_error = f"{type(exc).__name__}: {exc}"
@@ -71,11 +85,17 @@ class Generator:
             max_attempts=config.queue.max_retries + 1,
         )
         metrics.watch_gpu_memory("Generator", engine)
+        clock.lap("rest")
+        clock.report("Generator")
 
     @staticmethod
     def _warm_up(engine: GeneratorEngine, config: GeneratorDeploymentConfig) -> None:
         """One small generation, so the first job does not pay for lazy initialisation and a
         broken model fails the replica at start rather than a user's job."""
+        from PIL import Image
+
+        from deployments.generator.engine import GenerationRequest
+
         side = config.limits.min_side
         engine.generate(
             GenerationRequest(

