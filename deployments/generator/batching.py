@@ -27,7 +27,8 @@ class Batcher(Generic[Item, Result]):
     """`submit(item)` returns `run([... item ...])`'s result for that item. Items with the same
     `key` that arrive within `wait_s` of the first are run together, at most `max_size` at once;
     the others wait for a later run. `run` gets a list and returns one result per item, or raises
-    (then every item of that run gets the exception)."""
+    (then every item of that run gets the exception). When `companions_possible()` says no other
+    item can come (the replica runs no other job), a run starts without waiting."""
 
     def __init__(
         self,
@@ -35,6 +36,7 @@ class Batcher(Generic[Item, Result]):
         key: Callable[[Item], Hashable],
         max_size: int,
         wait_s: float,
+        companions_possible: Callable[[], bool] = lambda: True,
     ):
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
@@ -42,6 +44,7 @@ class Batcher(Generic[Item, Result]):
         self._key = key
         self.max_size = max_size
         self.wait_s = wait_s
+        self._companions_possible = companions_possible
         self._incoming: queue.Queue[_Pending] = queue.Queue()
         self._held: deque[_Pending] = deque()
         self.runs = 0  # how many times `run` was called, for tests and stats
@@ -74,13 +77,15 @@ class Batcher(Generic[Item, Result]):
             if len(batch) < self.max_size and self._key(pending.item) == key:
                 self._held.remove(pending)
                 batch.append(pending)
-        deadline = time.monotonic() + self.wait_s
+        wait_s = self.wait_s if self._companions_possible() else 0.0
+        deadline = time.monotonic() + wait_s
         while len(batch) < self.max_size:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
             try:
-                pending = self._incoming.get(timeout=remaining)
+                if remaining > 0:
+                    pending = self._incoming.get(timeout=remaining)
+                else:  # what has arrived already still joins
+                    pending = self._incoming.get_nowait()
             except queue.Empty:
                 break
             if self._key(pending.item) == key:

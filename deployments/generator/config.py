@@ -109,7 +109,10 @@ class GeneratorConfig(BaseModel):
         " max_ongoing_requests, which is how many jobs a replica takes from the queue at once.",
     )
     batch_wait_s: float = Field(
-        default=0.05, ge=0, description="How long the first job of a batch waits for company."
+        default=0.05,
+        ge=0,
+        description="How long the first job of a batch waits for company, while the replica "
+        "holds other jobs (a job alone starts at once).",
     )
     oom_ladder: OomLadder = Field(default_factory=OomLadder)
     faults: FaultInjection | None = Field(

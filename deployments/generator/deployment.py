@@ -75,7 +75,12 @@ class Generator:
             self.load_error = f"{type(exc).__name__}: {exc}"
             return
         generation = Generation(
-            engine, config.generator.max_batch_size, config.generator.batch_wait_s
+            engine,
+            config.generator.max_batch_size,
+            config.generator.batch_wait_s,
+            # A job alone in the replica starts at once instead of waiting batch_wait_s for a
+            # companion; jobs that arrive while it runs form the next batch.
+            companions_possible=lambda: self._in_flight > 1,
         )
         self.runner = JobRunner(
             generation,

@@ -4,7 +4,7 @@ grouped run runs out of memory)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +34,13 @@ class Generation:
     """Callable as `generation(request, on_step) -> Generated`; raises what the run raised
     (an `OutOfMemory` after the whole ladder, the step callback's abort, ...)."""
 
-    def __init__(self, engine: GeneratorEngine, max_batch_size: int = 1, wait_s: float = 0.05):
+    def __init__(
+        self,
+        engine: GeneratorEngine,
+        max_batch_size: int = 1,
+        wait_s: float = 0.05,
+        companions_possible: Callable[[], bool] = lambda: True,
+    ):
         self.engine = engine
         self.batcher = (
             Batcher(
@@ -42,6 +48,7 @@ class Generation:
                 key=lambda item: batch_key(item[0]),
                 max_size=max_batch_size,
                 wait_s=wait_s,
+                companions_possible=companions_possible,
             )
             if max_batch_size > 1
             else None
