@@ -98,18 +98,20 @@ def through_service(
     return elapsed, final
 
 
-def on_engine(engine: GeneratorEngine, image: Path, plan: dict) -> float:
-    params = plan["params"]
-    started = time.perf_counter()
-    frames = engine.generate(
-        GenerationRequest(
-            image=load_rgb(image.read_bytes()),
-            prompt=plan["prompt"],
-            negative_prompt=plan["negative_prompt"],
-            **params,
-        )
+def engine_request(image: Path, plan: dict) -> GenerationRequest:
+    """The request the service's plan describes, for the engine alone."""
+    return GenerationRequest(
+        image=load_rgb(image.read_bytes()),
+        prompt=plan["prompt"],
+        negative_prompt=plan["negative_prompt"],
+        **plan["params"],
     )
-    encode_mp4(frames, params["fps"])
+
+
+def on_engine(engine: GeneratorEngine, image: Path, plan: dict) -> float:
+    started = time.perf_counter()
+    frames = engine.generate(engine_request(image, plan))
+    encode_mp4(frames, plan["params"]["fps"])
     return time.perf_counter() - started
 
 

@@ -22,26 +22,20 @@ from pathlib import Path
 
 import psutil
 import torch
-from serving_overhead import DEMO, generator_threads, through_service  # bench/ is on sys.path
+from serving_overhead import (
+    DEMO,
+    engine_request,
+    generator_threads,
+    through_service,
+)  # bench/ is on sys.path
 
-from deployments.generator.engine import GenerationRequest, GeneratorEngine
+from deployments.generator.engine import GeneratorEngine
 from deployments.generator.video import encode_mp4
 from i2v_cli.client import Service
-from i2v_core.images import load_rgb
 from serve_app import runtime
 from serve_app.config import load_serve_file
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def engine_request(image: Path, plan: dict) -> GenerationRequest:
-    params = plan["params"]
-    return GenerationRequest(
-        image=load_rgb(image.read_bytes()),
-        prompt=plan["prompt"],
-        negative_prompt=plan["negative_prompt"],
-        **{k: params[k] for k in GenerationRequest.__dataclass_fields__ if k in params},
-    )
 
 
 def on_engine(engine: GeneratorEngine, image: Path, plans: list[dict], group: int) -> float:

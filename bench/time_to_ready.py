@@ -48,7 +48,7 @@ def create_time_skew() -> float:
 SKEW = create_time_skew()
 
 
-def clean_slate(cwd: Path) -> None:
+def clean_slate() -> None:
     subprocess.run([str(ROOT / ".venv/bin/ray"), "stop", "--force"], capture_output=True)
     for proc in psutil.process_iter(["cmdline"]):
         if "scripts/serve.py" in " ".join(proc.info["cmdline"] or []):
@@ -111,7 +111,7 @@ def serve_script_start() -> float | None:
 
 
 def one_run(command: str, cwd: Path, env: dict) -> dict:
-    clean_slate(cwd)
+    clean_slate()
     lines: list[str] = []
     began_wall = time.time()
     began = time.perf_counter()

@@ -5,9 +5,9 @@ python scripts/serve.py [--config serve_app/configs/tiny.yaml]
 
 from __future__ import annotations
 
-import time
+from i2v_core.startup import StartupClock
 
-STARTED = time.perf_counter()  # before the imports below, which are part of the start
+CLOCK = StartupClock()  # before the imports below, which are part of the start
 
 import argparse  # noqa: E402
 import signal  # noqa: E402
@@ -21,11 +21,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="serve_app/configs/tiny.yaml")
     args = parser.parse_args()
-    timings = {"imports": time.perf_counter() - STARTED}
-    base_url = runtime.start(load_serve_file(args.config), timings=timings)
-    total = time.perf_counter() - STARTED
-    parts = ", ".join(f"{part} {seconds:.1f} s" for part, seconds in timings.items())
-    print(f"started in {total:.1f} s ({parts})", flush=True)
+    CLOCK.lap("imports")
+    base_url = runtime.start(load_serve_file(args.config), clock=CLOCK)
+    print(f"started in {CLOCK.total_s:.1f} s ({CLOCK.describe()})", flush=True)
     print(
         f"service ready at {base_url}  (OpenAI base_url: {base_url}/v1; Ctrl-C stops)", flush=True
     )

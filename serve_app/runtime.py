@@ -9,6 +9,7 @@ import httpx
 import ray
 from ray import serve
 
+from i2v_core.startup import StartupClock
 from serve_app.builder import build_app
 from serve_app.config import ServeFile
 
@@ -17,35 +18,27 @@ def start(
     serve_file: ServeFile,
     num_cpus: int | None = None,
     ready_timeout_s: float = 300,
-    timings: dict[str, float] | None = None,
+    clock: StartupClock | None = None,
 ) -> str:
     """Starts Ray (if needed) and the application; returns the base URL once /readyz says so.
-    `timings`, when given, receives the seconds of each part: ray, serve, application (until
-    Serve runs every replica: their processes, imports, constructors and warm-ups), readyz."""
-    clock = time.perf_counter()
-    parts = timings if timings is not None else {}
-
-    def lap(part: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        parts[part] = now - clock
-        clock = now
-
+    `clock`, when given, gets a lap for each part: ray, serve, application (until Serve runs
+    every replica: their processes, imports, constructors and warm-ups), readyz."""
+    clock = clock or StartupClock()
     if not ray.is_initialized():
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
-    lap("ray")
+    clock.lap("ray")
     serve.start(http_options={"host": serve_file.host, "port": serve_file.port})
-    lap("serve")
+    clock.lap("serve")
     serve.run(
         build_app(serve_file.app),
         name=serve_file.name,
         route_prefix=serve_file.route_prefix,
         blocking=False,
     )
-    lap("application")
+    clock.lap("application")
     base_url = f"http://{serve_file.host}:{serve_file.port}"
     wait_ready(base_url, ready_timeout_s)
-    lap("readyz")
+    clock.lap("readyz")
     return base_url
 
 

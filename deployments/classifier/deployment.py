@@ -12,7 +12,7 @@ from deployments.classifier.config import ClassifierConfig
 from deployments.classifier.engine import build_engine
 from deployments.classifier.protocol import Classification, Picture
 from i2v_core import metrics
-from i2v_core.startup import ConstructorClock
+from i2v_core.startup import StartupClock
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -24,7 +24,7 @@ class Classifier:
     def __init__(self, config: ClassifierConfig) -> None:
         # The engine imports torch when it is built, here in the replica: the process that
         # builds the application imports this module only to bind it.
-        clock = ConstructorClock()
+        clock = StartupClock()
         import torch
 
         self._accelerator_error = torch.AcceleratorError

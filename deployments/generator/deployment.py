@@ -17,7 +17,7 @@ from deployments.generator.outcome import SKIPPED, Outcome
 from deployments.generator.protocol import TASK_NAME
 from i2v_core import logs, metrics
 from i2v_core.artifacts import ArtifactStore
-from i2v_core.startup import ConstructorClock
+from i2v_core.startup import StartupClock
 from i2v_core.video_object import job_store
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class Generator:
     finds no healthy replica in its delivery attempts fails with `no_healthy_replica`."""
 
     def __init__(self, config: GeneratorDeploymentConfig):
-        clock = ConstructorClock()
+        clock = StartupClock()
         logs.keep_job_ids()
         self.config = config
         self._in_flight = 0

@@ -25,7 +25,7 @@ from deployments.router.protocol import Plan, PlanRequest
 from i2v_core import logs, metrics
 from i2v_core.artifacts import ArtifactStore
 from i2v_core.errors import too_many_requests
-from i2v_core.startup import ConstructorClock
+from i2v_core.startup import StartupClock
 from i2v_core.video_object import job_store
 
 
@@ -38,7 +38,7 @@ class Ingress:
         router: DeploymentHandle,
         generator: DeploymentHandle,
     ):
-        clock = ConstructorClock()
+        clock = StartupClock()
         self.config = config
         self._classifier = classifier
         self._router = router

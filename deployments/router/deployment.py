@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from deployments.router.config import RouterConfig
 from deployments.router.protocol import Plan, PlanRequest
-from i2v_core.startup import ConstructorClock
+from i2v_core.startup import StartupClock
 
 
 class Router:
     def __init__(self, config: RouterConfig):
         # Imported here, in the replica: the process that builds the application imports this
         # module only to bind it, without LangChain and the dictionaries.
-        clock = ConstructorClock()
+        clock = StartupClock()
         from deployments.router.engine import RouterEngine
 
         clock.lap("imports")

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from i2v_core.startup import FIELD, ConstructorClock
+from i2v_core.startup import FIELD, StartupClock
 
 
 def test_report_logs_each_part_and_the_total(caplog: pytest.LogCaptureFixture) -> None:
-    clock = ConstructorClock()
+    clock = StartupClock()
     time.sleep(0.02)
     clock.lap("imports")
     clock.lap("load")
